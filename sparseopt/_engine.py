@@ -1,0 +1,192 @@
+"""The engine: owns a model's state, chooses the compiled loop, runs epochs.
+
+``make_settings`` turns named hyperparameters into what the kernels read (one float64
+array and two integer codes), checking every combination first. ``LazyModel`` holds the
+arrays that survive between calls (weights and optimizer state side by side, per-feature
+timestamps, the intercept, the step counter ``t``), so that three epochs in one call and
+three calls of one epoch are the same computation, bit for bit. It holds only NumPy
+arrays and numbers, so it pickles without any compiled object.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels, _spec
+from .losses import dloss_at
+from .rules import RULES
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Hyperparameters as the kernels read them."""
+
+    optimizer: str
+    loss: str
+    hp: np.ndarray
+    loss_id: int
+    sched_id: int
+
+
+def make_settings(
+    optimizer,
+    loss,
+    *,
+    eta0=None,
+    lam=0.0,
+    lam1=0.0,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    rho=0.9,
+    ftrl_beta=1.0,
+    learning_rate="constant",
+    power_t=0.5,
+    epsilon_loss=0.1,
+    fit_intercept=True,
+    t_start=0,
+):
+    """Check a combination of hyperparameters and pack it for the kernels.
+
+    ``lam`` is the L2 strength (decoupled weight decay; FTRL's ``lam2``), ``lam1`` the L1
+    strength. ``t_start`` (steps already done) is used to check that the first decay
+    factor of this call is positive.
+    """
+    if optimizer not in RULES:
+        raise ValueError(f"optimizer must be one of {sorted(RULES)}, got {optimizer!r}")
+    rule = RULES[optimizer]
+    if loss not in _spec.LOSSES:
+        raise ValueError(f"loss must be one of {sorted(_spec.LOSSES)}, got {loss!r}")
+    if learning_rate not in rule.schedules:
+        raise ValueError(
+            f"learning_rate={learning_rate!r} is not available with optimizer={optimizer!r}; "
+            f"choose from {list(rule.schedules)}"
+        )
+    if lam1 > 0.0 and "l1" not in rule.penalties:
+        raise ValueError(
+            f"L1 penalties are not available with optimizer={optimizer!r} (its catch-up "
+            f"cannot be made exact); use one of "
+            f"{[n for n, r in RULES.items() if 'l1' in r.penalties]}"
+        )
+    eta0 = rule.default_eta0 if eta0 is None else float(eta0)
+    for name, value in [("eta0", eta0), ("epsilon", epsilon), ("ftrl_beta", ftrl_beta)]:
+        if not (math.isfinite(value) and value > 0.0) and not (name == "ftrl_beta" and value == 0):
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    for name, value in [("alpha (L2)", lam), ("alpha (L1)", lam1), ("power_t", power_t),
+                        ("epsilon_loss", epsilon_loss)]:
+        if not (math.isfinite(value) and value >= 0.0):
+            raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
+    for name, value in [("beta_1", beta_1), ("beta_2", beta_2), ("rho", rho)]:
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+    hp = np.zeros(_spec.N_HP)
+    hp[_spec.ETA0] = eta0
+    hp[_spec.LAM] = lam
+    hp[_spec.LAM1] = lam1
+    hp[_spec.BETA1] = beta_1
+    hp[_spec.BETA2] = beta_2
+    hp[_spec.EPS] = epsilon
+    hp[_spec.RHO] = rho
+    hp[_spec.FTRL_BETA] = ftrl_beta
+    hp[_spec.POWER_T] = power_t
+    hp[_spec.LOSS_PARAM] = epsilon_loss
+    hp[_spec.FIT_INTERCEPT] = 1.0 if fit_intercept else 0.0
+    sched_id = _spec.SCHEDULES[learning_rate]
+    if sched_id == _spec.OPTIMAL:
+        alpha = lam + lam1
+        if alpha <= 0.0:
+            raise ValueError("learning_rate='optimal' needs alpha > 0")
+        # scikit-learn's heuristic: the first step size is about 1/sqrt(sqrt(alpha)).
+        typw = math.sqrt(1.0 / math.sqrt(alpha))
+        initial_eta0 = typw / max(1.0, abs(dloss_at(loss, -typw, 1.0, epsilon_loss)))
+        hp[_spec.OPTIMAL_ALPHA] = alpha
+        hp[_spec.OPTIMAL_INIT] = 1.0 / (initial_eta0 * alpha)
+
+    if optimizer != "ftrl" and lam > 0.0:
+        t1 = t_start + 1
+        if sched_id == _spec.CONSTANT:
+            first_eta = eta0
+        elif sched_id == _spec.INVSCALING:
+            first_eta = eta0 / t1**power_t
+        else:
+            first_eta = 1.0 / (hp[_spec.OPTIMAL_ALPHA] * (hp[_spec.OPTIMAL_INIT] + t1 - 1))
+        if first_eta * lam >= 1.0:
+            raise ValueError(
+                f"the weight decay factor 1 - eta*alpha = {1 - first_eta * lam:.3g} is not "
+                f"positive: lower eta0 (now {eta0}) or alpha (now {lam})"
+            )
+    return Settings(optimizer, loss, hp, _spec.LOSSES[loss], sched_id)
+
+
+class LazyModel:
+    """Weights and optimizer state of a linear model trained with lazy updates.
+
+    Parameters
+    ----------
+    optimizer : str
+        A key of ``sparseopt.rules.RULES``.
+    n_features : int
+    n_outputs : int
+        1 for binary classification and regression, K for multinomial or one-vs-rest.
+    """
+
+    def __init__(self, optimizer, n_features, n_outputs):
+        rule = RULES[optimizer]
+        self.optimizer = optimizer
+        self.P = np.zeros((n_features, n_outputs, rule.n_slots))
+        self.last = np.zeros(n_features, dtype=np.int64)
+        self.B = np.zeros((1, n_outputs, rule.n_slots))
+        self.G = np.zeros(_spec.N_G)
+        self.G[_spec.G_SCALE] = 1.0
+        self.t = 0
+
+    @property
+    def n_features(self):
+        return self.P.shape[0]
+
+    @property
+    def n_outputs(self):
+        return self.P.shape[1]
+
+    def run_epoch(self, X, y, sample_weight, order, settings):
+        """One pass over the rows ``order`` of CSR ``X``; the model is flushed after it.
+
+        ``X`` must have been validated (``_validation.check_csr``): the kernel does not
+        bounds-check. Returns the sum of ``sample_weight * loss`` over the pass, each
+        loss taken before its row's step (progressive loss).
+        """
+        if settings.optimizer != self.optimizer:
+            raise ValueError("settings were made for another optimizer")
+        epoch = _kernels.EPOCH[self.optimizer]
+        self.t, total = epoch(
+            X.indptr, X.indices, X.data, y, sample_weight, order, self.P, self.last, self.B,
+            self.G, settings.hp, settings.loss_id, settings.sched_id, self.t,
+        )
+        return total
+
+    @property
+    def coef(self):
+        """True weights, shape (n_features, n_outputs); the model is flushed after epochs."""
+        return self.P[:, :, 0] * self.G[_spec.G_SCALE]
+
+    @property
+    def intercept(self):
+        return self.B[0, :, 0].copy()
+
+    def state(self, name):
+        """An optimizer state array by slot name, shape (n_features, n_outputs)."""
+        return self.P[:, :, RULES[self.optimizer].slots.index(name)].copy()
+
+    def intercept_state(self, name):
+        return self.B[0, :, RULES[self.optimizer].slots.index(name)].copy()
+
+    def is_finite(self):
+        return bool(np.isfinite(self.P).all() and np.isfinite(self.B).all())
+
+    def copy(self):
+        new = LazyModel.__new__(LazyModel)
+        new.__dict__.update({k: (v.copy() if isinstance(v, np.ndarray) else v)
+                             for k, v in self.__dict__.items()})
+        return new

@@ -1,0 +1,176 @@
+"""The optimizer rules and their registry.
+
+Each rule lives in its own module (``sgd.py``, ``adagrad.py``, ...): its state slots, its
+per-coordinate ``step`` and its ``catch_up`` over missed steps. ``RULES`` describes what
+each accepts; the kernels, the estimators' ``optimizer=`` choices and the tests all read
+it. ``catch_up`` and ``step`` below dispatch on a rule code that is a compile-time
+constant in each compiled epoch loop (they are inlined), so the dispatch costs nothing
+per nonzero.
+"""
+
+from dataclasses import dataclass
+
+from numba import njit, types
+from numba.extending import overload
+
+from .. import _spec
+from . import adadelta, adagrad, adam, ftrl, rmsprop, sgd
+
+SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, FTRL = 0, 1, 2, 3, 4, 5
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What the engine and the estimators need to know about one optimizer rule."""
+
+    code: int
+    module: object
+    penalties: tuple  # accepted values of ``penalty``
+    schedules: tuple  # accepted learning-rate schedules
+    default_eta0: float
+    default_epsilon: float
+
+    @property
+    def slots(self):
+        return self.module.SLOTS
+
+    @property
+    def n_slots(self):
+        return len(self.module.SLOTS)
+
+
+_ALL_PENALTIES = ("l2", "l1", "elasticnet", None)
+_L2_ONLY = ("l2", None)
+_CONSTANT = ("constant",)
+
+RULES = {
+    "sgd": Rule(SGD, sgd, _ALL_PENALTIES, ("constant", "invscaling", "optimal"), 0.01, 1e-8),
+    "adagrad": Rule(ADAGRAD, adagrad, _ALL_PENALTIES, _CONSTANT, 0.1, 1e-8),
+    "rmsprop": Rule(RMSPROP, rmsprop, _L2_ONLY, _CONSTANT, 0.001, 1e-8),
+    "adadelta": Rule(ADADELTA, adadelta, _L2_ONLY, _CONSTANT, 1.0, 1e-6),
+    "adam": Rule(ADAM, adam, _L2_ONLY, _CONSTANT, 0.001, 1e-8),
+    "ftrl": Rule(FTRL, ftrl, _ALL_PENALTIES, _CONSTANT, 0.1, 1e-8),
+}
+
+
+@njit(cache=True, inline="always")
+def needs_timestamp(RULE):
+    """Whether a rule's catch-up depends on the number of missed steps."""
+    return RULE == RMSPROP or RULE == ADADELTA or RULE == ADAM
+
+
+@njit(cache=True, inline="always")
+def n_stored_units(RULE):
+    """How many leading slots are in stored units (multiplied when the scale is folded)."""
+    if RULE == SGD:
+        return sgd.N_STORED_UNITS
+    if RULE == ADAGRAD:
+        return adagrad.N_STORED_UNITS
+    if RULE == FTRL:
+        return ftrl.N_STORED_UNITS
+    return 1  # rmsprop, adadelta, adam: only the weight
+
+
+@njit(cache=True, inline="always")
+def decay_strength(RULE, lam):
+    """The decoupled weight decay a rule applies through the global scale."""
+    return 0.0 if RULE == FTRL else lam
+
+
+@njit(cache=True, inline="always")
+def feature_decay(RULE, missed, hp):
+    """Factor that ``missed`` zero-gradient steps apply to a timestamped rule's averages."""
+    if RULE == RMSPROP or RULE == ADADELTA:
+        return hp[_spec.RHO] ** missed
+    return 1.0
+
+
+def catch_up(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+    """Bring weight (j, k) up to date over ``missed`` steps without gradient.
+
+    ``last`` is the step of its previous touch, ``decay`` the result of
+    ``feature_decay``, ``inv_scale`` 1/scale at the end of the missed steps, ``c`` the
+    per-step decay factor (constant for the rules that need it), ``l1_total`` the running
+    L1 total at the end of the missed steps. Only callable from compiled code, with a
+    literal ``RULE``: the overload below types the one rule's body alone.
+    """
+
+
+def step(RULE, P, j, k, g, eta, inv_scale, lam1, lam2, hp, bc1, bc2, l1_total):
+    """Apply the step of gradient ``g`` to weight (j, k).
+
+    ``inv_scale`` converts a true-weight change into stored units (1 for the
+    intercept); ``lam1``/``lam2`` are passed explicitly so that the intercept can be
+    stepped unpenalized. Only callable from compiled code, with a literal ``RULE``.
+    """
+
+
+def _catch_up_sgd(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+    sgd.catch_up(P, j, k, hp[_spec.LAM1], l1_total)
+
+
+def _catch_up_adagrad(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+    adagrad.catch_up(P, j, k, hp[_spec.LAM1], hp[_spec.EPS], l1_total)
+
+
+def _catch_up_rmsprop(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+    rmsprop.catch_up(P, j, k, decay)
+
+
+def _catch_up_adadelta(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+    adadelta.catch_up(P, j, k, decay)
+
+
+def _catch_up_adam(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+    adam.catch_up(P, j, k, missed, last, eta, inv_scale, c, hp[_spec.BETA1], hp[_spec.BETA2],
+                  hp[_spec.EPS])
+
+
+def _catch_up_ftrl(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+    pass
+
+
+def _step_sgd(RULE, P, j, k, g, eta, inv_scale, lam1, lam2, hp, bc1, bc2, l1_total):
+    sgd.step(P, j, k, g, eta, inv_scale, lam1, l1_total)
+
+
+def _step_adagrad(RULE, P, j, k, g, eta, inv_scale, lam1, lam2, hp, bc1, bc2, l1_total):
+    adagrad.step(P, j, k, g, eta, inv_scale, lam1, hp[_spec.EPS], l1_total)
+
+
+def _step_rmsprop(RULE, P, j, k, g, eta, inv_scale, lam1, lam2, hp, bc1, bc2, l1_total):
+    rmsprop.step(P, j, k, g, eta, inv_scale, hp[_spec.RHO], hp[_spec.EPS])
+
+
+def _step_adadelta(RULE, P, j, k, g, eta, inv_scale, lam1, lam2, hp, bc1, bc2, l1_total):
+    adadelta.step(P, j, k, g, eta, inv_scale, hp[_spec.RHO], hp[_spec.EPS])
+
+
+def _step_adam(RULE, P, j, k, g, eta, inv_scale, lam1, lam2, hp, bc1, bc2, l1_total):
+    adam.step(P, j, k, g, eta, inv_scale, hp[_spec.BETA1], hp[_spec.BETA2], hp[_spec.EPS],
+              bc1, bc2)
+
+
+def _step_ftrl(RULE, P, j, k, g, eta, inv_scale, lam1, lam2, hp, bc1, bc2, l1_total):
+    ftrl.step(P, j, k, g, eta, hp[_spec.FTRL_BETA], lam1, lam2)
+
+
+_CATCH_UP = (_catch_up_sgd, _catch_up_adagrad, _catch_up_rmsprop, _catch_up_adadelta,
+             _catch_up_adam, _catch_up_ftrl)
+_STEP = (_step_sgd, _step_adagrad, _step_rmsprop, _step_adadelta, _step_adam, _step_ftrl)
+
+
+# Only the chosen rule's body is typed and compiled: these overloads accept the rule code
+# only as a literal (the kernels pass a module constant) and return that rule's function.
+@overload(catch_up, prefer_literal=True)
+def _overload_catch_up(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+    if isinstance(RULE, types.IntegerLiteral):
+        return _CATCH_UP[RULE.literal_value]
+    return None
+
+
+@overload(step, prefer_literal=True)
+def _overload_step(RULE, P, j, k, g, eta, inv_scale, lam1, lam2, hp, bc1, bc2, l1_total):
+    if isinstance(RULE, types.IntegerLiteral):
+        return _STEP[RULE.literal_value]
+    return None

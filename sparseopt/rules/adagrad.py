@@ -1,0 +1,52 @@
+"""Adagrad (Duchi, Hazan & Singer 2011), with L1 by composite mirror descent.
+
+Dense rule for a weight ``w`` with squared-gradient sum ``v`` at step t::
+
+    v += g**2
+    w = c*w - eta*g / (sqrt(v) + eps)
+    w = sign(w) * max(|w| - eta*lam1 / (sqrt(v) + eps), 0)      # only with L1
+
+An untouched weight keeps ``v``, so its step is zero and k missed L1 thresholds add up
+to one threshold of ``lam1 / (sqrt(v) + eps) * sum eta_s``. The sum is a global running
+total in stored units (``sum eta_s/scale_s``); each weight keeps a snapshot ``snap`` of
+it from its last touch.
+"""
+
+import math
+
+from numba import njit
+
+NAME = "adagrad"
+SLOTS = ("w", "snap", "v")
+N_STORED_UNITS = 2  # w and snap scale with the global weight-decay scale
+W, SNAP, V = 0, 1, 2
+
+
+@njit(cache=True)
+def soft_threshold(P, j, k, threshold):
+    w = P[j, k, W]
+    if w > threshold:
+        P[j, k, W] = w - threshold
+    elif w < -threshold:
+        P[j, k, W] = w + threshold
+    else:
+        P[j, k, W] = 0.0
+
+
+@njit(cache=True)
+def catch_up(P, j, k, lam1, eps, l1_total):
+    if lam1 > 0.0:
+        owed = l1_total - P[j, k, SNAP]
+        soft_threshold(P, j, k, lam1 * owed / (math.sqrt(P[j, k, V]) + eps))
+        P[j, k, SNAP] = l1_total
+
+
+@njit(cache=True)
+def step(P, j, k, g, eta, inv_scale, lam1, eps, l1_total):
+    v = P[j, k, V] + g * g
+    P[j, k, V] = v
+    rate = eta * inv_scale / (math.sqrt(v) + eps)
+    P[j, k, W] -= rate * g
+    if lam1 > 0.0:
+        soft_threshold(P, j, k, lam1 * rate)
+        P[j, k, SNAP] = l1_total

@@ -1,0 +1,50 @@
+"""Plain SGD, with the cumulative L1 penalty of Tsuruoka et al. (2009).
+
+Dense rule for a weight ``w`` at step t (``c = 1 - eta*lam`` is the decoupled decay)::
+
+    w = c*w - eta*g
+
+L1 (as scikit-learn's ``SGDClassifier``): a running budget ``U = sum eta_s*lam1`` and a
+per-weight record ``q`` of the penalty actually applied; after each step the weight is
+clipped towards zero by what it is still owed, never past zero. Both are kept in stored
+(unscaled) units, ``sum eta_s*lam1/scale_s``, which is what makes the lazy form exact
+when weight decay runs too: the clip commutes with the global scale.
+
+Nothing happens to an untouched weight but the global decay, so SGD needs no catch-up
+beyond settling the pending L1 clip.
+"""
+
+from numba import njit
+
+NAME = "sgd"
+SLOTS = ("w", "q")
+N_STORED_UNITS = 2  # w and q scale with the global weight-decay scale
+W, Q = 0, 1
+
+
+@njit(cache=True)
+def cumulative_l1(P, j, k, budget):
+    """Clip weight (j, k) towards zero by the L1 budget it has not received yet."""
+    w = P[j, k, W]
+    q = P[j, k, Q]
+    if w > 0.0:
+        new = max(0.0, w - (budget + q))
+    elif w < 0.0:
+        new = min(0.0, w + (budget - q))
+    else:
+        return
+    P[j, k, Q] = q + (new - w)
+    P[j, k, W] = new
+
+
+@njit(cache=True)
+def catch_up(P, j, k, lam1, l1_total):
+    if lam1 > 0.0:
+        cumulative_l1(P, j, k, lam1 * l1_total)
+
+
+@njit(cache=True)
+def step(P, j, k, g, eta, inv_scale, lam1, l1_total):
+    P[j, k, W] -= eta * g * inv_scale
+    if lam1 > 0.0:
+        cumulative_l1(P, j, k, lam1 * l1_total)

@@ -102,4 +102,6 @@ def check_sample_weight(sample_weight, n_samples):
         raise ValueError("sample_weight contains NaN or infinity.")
     if np.any(sw < 0):
         raise ValueError("Negative values in data passed to sample_weight")
+    if n_samples and not np.any(sw > 0):
+        raise ValueError("All sample weights are zero: there is nothing to learn from")
     return sw

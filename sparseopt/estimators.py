@@ -90,7 +90,9 @@ class _SparseLinear(BaseEstimator):
                 f"(choose from {list(rule.penalties)}): an L1 catch-up for this optimizer "
                 "would not be exact"
             )
-        schedule = self.learning_rate or rule.schedules[-1]
+        schedule = self.learning_rate or (
+            self._sgd_schedule if optimizer == "sgd" else "constant"
+        )
         if schedule not in rule.schedules:
             raise ValueError(
                 f"learning_rate={schedule!r} is not available with "
@@ -304,7 +306,8 @@ default="adagrad"
     eta0 : float or None, default=None
         Base step size; None takes the optimizer's default (see README).
     learning_rate : {"constant", "invscaling", "optimal"} or None, default=None
-        Schedule, for "sgd" only (None = "optimal" for sgd, "constant" for the others).
+        Schedule, for "sgd" only. None: scikit-learn's default for sgd ("optimal" for
+        the classifier, "invscaling" for the regressor), "constant" for the others.
     power_t : float, default=0.5
     beta_1, beta_2 : float, default=0.9, 0.999
         Adam's moment decays.
@@ -364,6 +367,7 @@ class SparseClassifier(ClassifierMixin, _SparseLinear):
     """
 
     _losses = ("log_loss", "hinge", "modified_huber")
+    _sgd_schedule = "optimal"  # SGDClassifier's default
 
     def __init__(self, *, optimizer="adagrad", loss="log_loss", penalty="l2", alpha=1e-6,
                  l1_ratio=0.15, eta0=None, learning_rate=None, power_t=0.5, beta_1=0.9,
@@ -570,6 +574,7 @@ class SparseRegressor(RegressorMixin, _SparseLinear):
     """
 
     _losses = ("squared_error", "huber", "epsilon_insensitive")
+    _sgd_schedule = "invscaling"  # SGDRegressor's default
 
     def __init__(self, *, optimizer="adagrad", loss="squared_error", epsilon_loss=0.1,
                  penalty="l2", alpha=1e-6, l1_ratio=0.15, eta0=None, learning_rate=None,

@@ -59,7 +59,7 @@ class _SparseLinear(BaseEstimator):
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("loss", self.loss, self._losses)
         _check_choice("penalty", self.penalty, PENALTIES)
-        _check_number("alpha", self.alpha, low=0.0)
+        _check_number("alpha", self.alpha, low=0.0, allow_none=True)
         _check_number("l1_ratio", self.l1_ratio, low=0.0, high=1.0)
         _check_number("eta0", self.eta0, low=0.0, low_open=True, allow_none=True)
         _check_number("power_t", self.power_t, low=0.0)
@@ -102,13 +102,13 @@ class _SparseLinear(BaseEstimator):
 
     def _settings(self, t_start):
         optimizer, schedule = self._check_params()
-        alpha = float(self.alpha)
+        rule = RULES[optimizer]
+        alpha = rule.default_alpha if self.alpha is None else float(self.alpha)
         l1_ratio = {"l2": 0.0, "l1": 1.0, "elasticnet": float(self.l1_ratio), None: 0.0}[
             self.penalty
         ]
         if self.penalty is None:
             alpha = 0.0
-        rule = RULES[optimizer]
         return _engine.make_settings(
             optimizer,
             self._engine_loss(),
@@ -300,8 +300,11 @@ default="adagrad"
     penalty : {"l2", "l1", "elasticnet", None}, default="l2"
         L2 is decoupled weight decay for every optimizer (FTRL: its ``lambda_2``). L1 and
         elastic net are available with "sgd", "adagrad" and "ftrl" only.
-    alpha : float, default=1e-6
+    alpha : float or None, default=None
         Regularization strength (scikit-learn's meaning; L1 part ``alpha*l1_ratio``).
+        None takes the optimizer's default: 1e-4 for "sgd" (scikit-learn's), 1e-6 for
+        the adaptive ones, whose decoupled decay ``eta0*alpha`` per step would otherwise
+        erase rare features between their appearances.
     l1_ratio : float, default=0.15
     eta0 : float or None, default=None
         Base step size; None takes the optimizer's default (see README).
@@ -369,7 +372,7 @@ class SparseClassifier(ClassifierMixin, _SparseLinear):
     _losses = ("log_loss", "hinge", "modified_huber")
     _sgd_schedule = "optimal"  # SGDClassifier's default
 
-    def __init__(self, *, optimizer="adagrad", loss="log_loss", penalty="l2", alpha=1e-6,
+    def __init__(self, *, optimizer="adagrad", loss="log_loss", penalty="l2", alpha=None,
                  l1_ratio=0.15, eta0=None, learning_rate=None, power_t=0.5, beta_1=0.9,
                  beta_2=0.999, epsilon=None, rho=0.9, ftrl_beta=1.0, fit_intercept=True,
                  multi_class="auto", max_iter=3, tol=None, n_iter_no_change=5,
@@ -403,6 +406,10 @@ class SparseClassifier(ClassifierMixin, _SparseLinear):
         self.average = average
         self.verbose = verbose
         self.n_jobs = n_jobs
+
+    def _check_params(self):
+        _check_choice("multi_class", self.multi_class, ("auto", "multinomial", "ovr"))
+        return super()._check_params()
 
     def _engine_loss(self):
         if len(self.classes_) > 2 and self._multinomial():
@@ -577,7 +584,7 @@ class SparseRegressor(RegressorMixin, _SparseLinear):
     _sgd_schedule = "invscaling"  # SGDRegressor's default
 
     def __init__(self, *, optimizer="adagrad", loss="squared_error", epsilon_loss=0.1,
-                 penalty="l2", alpha=1e-6, l1_ratio=0.15, eta0=None, learning_rate=None,
+                 penalty="l2", alpha=None, l1_ratio=0.15, eta0=None, learning_rate=None,
                  power_t=0.5, beta_1=0.9, beta_2=0.999, epsilon=None, rho=0.9, ftrl_beta=1.0,
                  fit_intercept=True, max_iter=3, tol=None, n_iter_no_change=5,
                  early_stopping=False, validation_fraction=0.1, shuffle=True,

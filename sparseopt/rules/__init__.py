@@ -29,6 +29,7 @@ class Rule:
     schedules: tuple  # accepted learning-rate schedules
     default_eta0: float
     default_epsilon: float
+    default_alpha: float
 
     @property
     def slots(self):
@@ -43,13 +44,20 @@ _ALL_PENALTIES = ("l2", "l1", "elasticnet", None)
 _L2_ONLY = ("l2", None)
 _CONSTANT = ("constant",)
 
+# Defaults are provisional until measured on hashed text (see the README's evidence).
 RULES = {
-    "sgd": Rule(SGD, sgd, _ALL_PENALTIES, ("constant", "invscaling", "optimal"), 0.01, 1e-8),
-    "adagrad": Rule(ADAGRAD, adagrad, _ALL_PENALTIES, _CONSTANT, 0.1, 1e-8),
-    "rmsprop": Rule(RMSPROP, rmsprop, _L2_ONLY, _CONSTANT, 0.001, 1e-8),
-    "adadelta": Rule(ADADELTA, adadelta, _L2_ONLY, _CONSTANT, 1.0, 1e-6),
-    "adam": Rule(ADAM, adam, _L2_ONLY, _CONSTANT, 0.001, 1e-8),
-    "ftrl": Rule(FTRL, ftrl, _ALL_PENALTIES, _CONSTANT, 0.1, 1e-8),
+    "sgd": Rule(SGD, sgd, _ALL_PENALTIES, ("constant", "invscaling", "optimal"),
+                default_eta0=0.01, default_epsilon=1e-8, default_alpha=1e-4),
+    "adagrad": Rule(ADAGRAD, adagrad, _ALL_PENALTIES, _CONSTANT,
+                    default_eta0=0.1, default_epsilon=1e-8, default_alpha=1e-6),
+    "rmsprop": Rule(RMSPROP, rmsprop, _L2_ONLY, _CONSTANT,
+                    default_eta0=0.001, default_epsilon=1e-8, default_alpha=1e-6),
+    "adadelta": Rule(ADADELTA, adadelta, _L2_ONLY, _CONSTANT,
+                     default_eta0=1.0, default_epsilon=1e-6, default_alpha=1e-6),
+    "adam": Rule(ADAM, adam, _L2_ONLY, _CONSTANT,
+                 default_eta0=0.001, default_epsilon=1e-8, default_alpha=1e-6),
+    "ftrl": Rule(FTRL, ftrl, _ALL_PENALTIES, _CONSTANT,
+                 default_eta0=0.1, default_epsilon=1e-8, default_alpha=1e-6),
 }
 
 

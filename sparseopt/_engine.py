@@ -98,9 +98,12 @@ def make_settings(
         alpha = lam + lam1
         if alpha <= 0.0:
             raise ValueError("learning_rate='optimal' needs alpha > 0")
-        # scikit-learn's heuristic: the first step size is about 1/sqrt(sqrt(alpha)).
+        # scikit-learn's heuristic, signed as in its ``_plain_sgd``: the derivative at
+        # margin -typw of a positive example is negative for every loss here, so the
+        # first step size is typw = alpha**-0.25.
         typw = math.sqrt(1.0 / math.sqrt(alpha))
-        initial_eta0 = typw / max(1.0, abs(dloss_at(loss, -typw, 1.0, epsilon_loss)))
+        dloss_loss = "log_loss" if loss == "multinomial" else loss
+        initial_eta0 = typw / max(1.0, dloss_at(dloss_loss, -typw, 1.0, epsilon_loss))
         hp[_spec.OPTIMAL_ALPHA] = alpha
         hp[_spec.OPTIMAL_INIT] = 1.0 / (initial_eta0 * alpha)
 

@@ -130,8 +130,8 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
         bc1 = 1.0
         bc2 = 1.0
         if RULE == ADAM:
-            bc1 = 1.0 - b1**t
-            bc2 = 1.0 - b2**t
+            bc1 = 1.0 - b1 ** float(t)
+            bc2 = 1.0 - b2 ** float(t)
 
         for p in range(start, end):
             j = indices[p]

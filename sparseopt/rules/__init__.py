@@ -89,7 +89,7 @@ def decay_strength(RULE, lam):
 def feature_decay(RULE, missed, hp):
     """Factor that ``missed`` zero-gradient steps apply to a timestamped rule's averages."""
     if RULE == RMSPROP or RULE == ADADELTA:
-        return hp[_spec.RHO] ** missed
+        return hp[_spec.RHO] ** float(missed)
     return 1.0
 
 

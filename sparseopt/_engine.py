@@ -45,13 +45,15 @@ def make_settings(
     power_t=0.5,
     epsilon_loss=0.1,
     fit_intercept=True,
+    average=0,
     t_start=0,
 ):
     """Check a combination of hyperparameters and pack it for the kernels.
 
     ``lam`` is the L2 strength (decoupled weight decay; FTRL's ``lam2``), ``lam1`` the L1
-    strength. ``t_start`` (steps already done) is used to check that the first decay
-    factor of this call is positive.
+    strength. ``average`` (sgd only, not with L1) is the first step included in the
+    Polyak average, 0 for none. ``t_start`` (steps already done) is used to check that
+    the first decay factor of this call is positive.
     """
     if optimizer not in RULES:
         raise ValueError(f"optimizer must be one of {sorted(RULES)}, got {optimizer!r}")
@@ -68,6 +70,11 @@ def make_settings(
             f"L1 penalties are not available with optimizer={optimizer!r} (its catch-up "
             f"cannot be made exact); use one of "
             f"{[n for n, r in RULES.items() if 'l1' in r.penalties]}"
+        )
+    if average and (optimizer != "sgd" or lam1 > 0.0):
+        raise ValueError(
+            "average is available with optimizer='sgd' and an L2 penalty only: elsewhere "
+            "untouched weights move between touches and the lazy average would not be exact"
         )
     eta0 = rule.default_eta0 if eta0 is None else float(eta0)
     for name, value in [("eta0", eta0), ("epsilon", epsilon), ("ftrl_beta", ftrl_beta)]:
@@ -93,6 +100,7 @@ def make_settings(
     hp[_spec.POWER_T] = power_t
     hp[_spec.LOSS_PARAM] = epsilon_loss
     hp[_spec.FIT_INTERCEPT] = 1.0 if fit_intercept else 0.0
+    hp[_spec.AVERAGE_START] = float(average)
     sched_id = _spec.SCHEDULES[learning_rate]
     if sched_id == _spec.OPTIMAL:
         alpha = lam + lam1
@@ -177,6 +185,24 @@ class LazyModel:
     @property
     def intercept(self):
         return self.B[0, :, 0].copy()
+
+    @property
+    def n_averaged(self):
+        """Steps in the Polyak average so far (sgd with ``average`` only)."""
+        return int(self.G[_spec.G_AVG_COUNT])
+
+    def averaged_coef(self):
+        """Polyak average of the weights over the averaged steps, (n_features, n_outputs)."""
+        from .rules import sgd
+
+        n = max(self.n_averaged, 1)
+        return (self.P[:, :, 0] * self.G[_spec.G_SCALE_SUM] - self.P[:, :, sgd.AVG]) / n
+
+    def averaged_intercept(self):
+        from .rules import sgd
+
+        n = max(self.n_averaged, 1)
+        return (self.B[0, :, 0] * self.n_averaged - self.B[0, :, sgd.AVG]) / n
 
     def state(self, name):
         """An optimizer state array by slot name, shape (n_features, n_outputs)."""

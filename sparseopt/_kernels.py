@@ -66,19 +66,28 @@ def _flush(RULE, P, last, G, hp, T):
         _catch_up_feature(RULE, P, last, j, T, 1.0 / scale, c, hp, G[_spec.G_L1_TOTAL])
     if scale != 1.0:
         n_stored = rules.n_stored_units(RULE)
+        scale_sum = G[_spec.G_SCALE_SUM]
         for j in range(P.shape[0]):
             for k in range(P.shape[1]):
+                if RULE == SGD and scale_sum != 0.0:
+                    # Settle the average's numerator into true units (see rules.sgd), so
+                    # that no later sum mixes stored units of different scales.
+                    P[j, k, rules.sgd.AVG] -= P[j, k, 0] * scale_sum
                 for s in range(n_stored):
                     P[j, k, s] *= scale
         G[_spec.G_L1_TOTAL] *= scale
+        G[_spec.G_SCALE_SUM] = 0.0
         G[_spec.G_SCALE] = 1.0
 
 
 @njit(cache=True, inline="always")
-def _step_intercept(RULE, B, s, dl, eta, hp, bc1, bc2):
+def _step_intercept(RULE, B, s, dl, eta, hp, bc1, bc2, averaging, n_averaged):
     """The intercept's step: the same rule, never decayed or penalized (once per row)."""
     for k in range(B.shape[1]):
+        before = B[0, k, 0]
         rules.step(RULE, B, 0, k, s * dl[k], eta, 1.0, 0.0, 0.0, hp, bc1, bc2, 0.0)
+        if averaging:
+            B[0, k, rules.sgd.AVG] += (B[0, k, 0] - before) * n_averaged
 
 
 @njit(cache=True, inline="always")
@@ -97,6 +106,7 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
     # Rules with timestamps use a constant step size, so their catch-up sees a constant
     # per-step decay factor.
     c_const = 1.0 - hp[_spec.ETA0] * lam
+    average_start = hp[_spec.AVERAGE_START]
     total_loss = 0.0
     for r in range(order.shape[0]):
         i = order[r]
@@ -133,20 +143,30 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
             bc1 = 1.0 - b1 ** float(t)
             bc2 = 1.0 - b2 ** float(t)
 
+        averaging = RULE == SGD and average_start > 0.0
+        scale_sum = G[_spec.G_SCALE_SUM]
         for p in range(start, end):
             j = indices[p]
             x = data[p]
             for k in range(n_out):
+                before = P[j, k, 0]
                 rules.step(
                     RULE, P, j, k, s * dl[k] * x, eta, inv_scale, lam1, lam2, hp, bc1, bc2,
                     l1_total,
                 )
+                if averaging:
+                    P[j, k, rules.sgd.AVG] += (P[j, k, 0] - before) * scale_sum
             if rules.needs_timestamp(RULE):
                 last[j] = t
         if fit_intercept:
-            _step_intercept(RULE, B, s, dl, eta, hp, bc1, bc2)
+            _step_intercept(RULE, B, s, dl, eta, hp, bc1, bc2, averaging, G[_spec.G_AVG_COUNT])
+        if averaging and t >= average_start:
+            G[_spec.G_SCALE_SUM] = scale_sum + scale
+            G[_spec.G_AVG_COUNT] += 1.0
 
-        if scale < _spec.MIN_SCALE:
+        # Averaging subtracts sums of stored weights, so it folds the scale as soon as it
+        # halves, keeping stored and true units within a factor of two (no cancellation).
+        if scale < (0.5 if averaging else _spec.MIN_SCALE):
             _flush(RULE, P, last, G, hp, t)
     _flush(RULE, P, last, G, hp, t)
     return t, total_loss

@@ -19,7 +19,8 @@ OPTIMAL_INIT = 9  # offset t0 of scikit-learn's "optimal" schedule
 OPTIMAL_ALPHA = 10  # total regularization alpha used by the "optimal" schedule
 LOSS_PARAM = 11  # epsilon of the huber and epsilon-insensitive losses
 FIT_INTERCEPT = 12  # 1.0 to learn the intercept, 0.0 to keep it at zero
-N_HP = 13
+AVERAGE_START = 13  # sgd only: first step included in the Polyak average (0 = off)
+N_HP = 14
 
 # Losses (``loss_id``).
 LOG_LOSS = 0
@@ -50,7 +51,9 @@ SCHEDULES = {"constant": CONSTANT, "invscaling": INVSCALING, "optimal": OPTIMAL}
 # Scalars carried between steps, stored in the float64 array ``G``.
 G_SCALE = 0  # global weight-decay scale: true weight = scale * stored weight
 G_L1_TOTAL = 1  # running sum of the L1 budget in stored-weight units
-N_G = 2
+G_SCALE_SUM = 2  # averaging: sum of the scales of the averaged steps, in stored units
+G_AVG_COUNT = 3  # averaging: number of averaged steps so far
+N_G = 4
 
 # When the global scale falls below this, every coordinate is flushed and the scale is
 # folded into the stored weights (scikit-learn folds its ``wscale`` at the same point).

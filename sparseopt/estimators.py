@@ -78,10 +78,8 @@ class _SparseLinear(BaseEstimator):
         if self.learning_rate is not None:
             _check_choice("learning_rate", self.learning_rate,
                           ("constant", "invscaling", "optimal"))
-        if self.average:
-            raise ValueError(
-                "average=True (Polyak averaging) is not implemented yet; use average=False"
-            )
+        if not isinstance(self.average, (bool, np.bool_)):
+            _check_number("average", self.average, low=0, integer=True)
         optimizer = "adam" if self.optimizer == "adamw" else self.optimizer
         rule = RULES[optimizer]
         if self.penalty not in rule.penalties:
@@ -124,6 +122,7 @@ class _SparseLinear(BaseEstimator):
             power_t=self.power_t,
             epsilon_loss=getattr(self, "epsilon_loss", 0.1),
             fit_intercept=self.fit_intercept,
+            average=int(self.average),
             t_start=t_start,
         )
 
@@ -333,8 +332,10 @@ default="adagrad"
     shuffle : bool, default=True
     random_state : int, RandomState or None, default=None
     warm_start : bool, default=False
-    average : bool, default=False
-        Not implemented yet (raises when True).
+    average : bool or int, default=False
+        Polyak averaging, "sgd" with an L2 penalty only (lazy, exact): ``coef_`` is the
+        mean of the weights over all steps (True) or from step ``average`` on (int), as
+        in scikit-learn.
     verbose : int, default=0
         One line per epoch (with a tqdm progress bar when tqdm is installed).
     n_jobs : int or None, default=None
@@ -507,9 +508,9 @@ class SparseClassifier(ClassifierMixin, _SparseLinear):
         return self._fit(X, y, sample_weight, self._n_outputs(), first, 1, stop_early=False)
 
     def _set_coef(self, model):
-        coef = model.coef.T.copy()
-        self.coef_ = coef
-        self.intercept_ = model.intercept
+        coef, intercept = _current_or_averaged(model)
+        self.coef_ = coef.T.copy()
+        self.intercept_ = intercept
 
     def _coef_matrix(self):
         return self.coef_
@@ -650,8 +651,9 @@ class SparseRegressor(RegressorMixin, _SparseLinear):
         return self._fit(X, y, sample_weight, 1, first, 1, stop_early=False)
 
     def _set_coef(self, model):
-        self.coef_ = model.coef[:, 0].copy()
-        self.intercept_ = model.intercept
+        coef, intercept = _current_or_averaged(model)
+        self.coef_ = coef[:, 0].copy()
+        self.intercept_ = intercept
 
     def _coef_matrix(self):
         coef = self.coef_
@@ -661,6 +663,13 @@ class SparseRegressor(RegressorMixin, _SparseLinear):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         return self._margins(X).ravel()
+
+
+def _current_or_averaged(model):
+    """The weights that predict: the Polyak average once averaging has started."""
+    if model.n_averaged > 0:
+        return model.averaged_coef(), model.averaged_intercept()
+    return model.coef, model.intercept
 
 
 def _stable_sigmoid(z):

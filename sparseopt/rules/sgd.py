@@ -12,14 +12,20 @@ when weight decay runs too: the clip commutes with the global scale.
 
 Nothing happens to an untouched weight but the global decay, so SGD needs no catch-up
 beyond settling the pending L1 clip.
+
+Polyak averaging (``average``), lazily as in scikit-learn's ASGD: the average of
+``w_s = scale_s*u_s`` over the averaged steps is ``(u*sum_s scale_s - a)/n``, where each
+change ``delta`` of ``u`` at step r adds ``delta * sum_{s<r} scale_s`` to the weight's
+record ``a`` (slot ``avg``). Exact only when untouched weights do not change ``u``, so
+it is offered without L1.
 """
 
 from numba import njit
 
 NAME = "sgd"
-SLOTS = ("w", "q")
-N_STORED_UNITS = 2  # w and q scale with the global weight-decay scale
-W, Q = 0, 1
+SLOTS = ("w", "q", "avg")
+N_STORED_UNITS = 2  # w and q scale with the global weight-decay scale; avg is in true units
+W, Q, AVG = 0, 1, 2
 
 
 @njit(cache=True)

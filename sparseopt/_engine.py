@@ -46,13 +46,15 @@ def make_settings(
     epsilon_loss=0.1,
     fit_intercept=True,
     average=0,
+    intercept_rate=1.0,
     t_start=0,
 ):
     """Check a combination of hyperparameters and pack it for the kernels.
 
     ``lam`` is the L2 strength (decoupled weight decay; FTRL's ``lam2``), ``lam1`` the L1
     strength. ``average`` (sgd only, not with L1) is the first step included in the
-    Polyak average, 0 for none. ``t_start`` (steps already done) is used to check that
+    Polyak average, 0 for none. ``intercept_rate`` multiplies the intercept's step size.
+    ``t_start`` (steps already done) is used to check that
     the first decay factor of this call is positive.
     """
     if optimizer not in RULES:
@@ -101,6 +103,7 @@ def make_settings(
     hp[_spec.LOSS_PARAM] = epsilon_loss
     hp[_spec.FIT_INTERCEPT] = 1.0 if fit_intercept else 0.0
     hp[_spec.AVERAGE_START] = float(average)
+    hp[_spec.INTERCEPT_RATE] = float(intercept_rate)
     sched_id = _spec.SCHEDULES[learning_rate]
     if sched_id == _spec.OPTIMAL:
         alpha = lam + lam1

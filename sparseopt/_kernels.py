@@ -107,6 +107,7 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
     # per-step decay factor.
     c_const = 1.0 - hp[_spec.ETA0] * lam
     average_start = hp[_spec.AVERAGE_START]
+    intercept_rate = hp[_spec.INTERCEPT_RATE]
     total_loss = 0.0
     for r in range(order.shape[0]):
         i = order[r]
@@ -159,7 +160,8 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
             if rules.needs_timestamp(RULE):
                 last[j] = t
         if fit_intercept:
-            _step_intercept(RULE, B, s, dl, eta, hp, bc1, bc2, averaging, G[_spec.G_AVG_COUNT])
+            _step_intercept(RULE, B, s, dl, eta * intercept_rate, hp, bc1, bc2, averaging,
+                            G[_spec.G_AVG_COUNT])
         if averaging and t >= average_start:
             G[_spec.G_SCALE_SUM] = scale_sum + scale
             G[_spec.G_AVG_COUNT] += 1.0

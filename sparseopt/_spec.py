@@ -20,7 +20,8 @@ OPTIMAL_ALPHA = 10  # total regularization alpha used by the "optimal" schedule
 LOSS_PARAM = 11  # epsilon of the huber and epsilon-insensitive losses
 FIT_INTERCEPT = 12  # 1.0 to learn the intercept, 0.0 to keep it at zero
 AVERAGE_START = 13  # sgd only: first step included in the Polyak average (0 = off)
-N_HP = 14
+INTERCEPT_RATE = 14  # the intercept's step size is eta * this (scikit-learn's intercept_decay)
+N_HP = 15
 
 # Losses (``loss_id``).
 LOG_LOSS = 0

@@ -157,9 +157,12 @@ class _ZipfSampler:
     """
 
     def __init__(self, n_features, zipf_exponent):
-        w = np.arange(1, n_features + 1, dtype=np.float64) ** -zipf_exponent
-        self.p = w / w.sum()
-        cdf = np.cumsum(w)
+        # In logs: with a large exponent the rarest probabilities underflow to zero (such
+        # columns are then reached only by the exponential clocks, which use the logs).
+        log_w = -zipf_exponent * np.log1p(np.arange(n_features, dtype=np.float64))
+        self.log_p = log_w - logsumexp(log_w)
+        self.p = np.exp(self.log_p)
+        cdf = np.cumsum(self.p)
         cdf /= cdf[-1]
         cdf[-1] = 1.0  # every u < 1 lands on a column
         self.cdf = cdf
@@ -275,26 +278,26 @@ def _sample_rows(rng, sampler, lengths):
 
     short = np.flatnonzero(deficit > 0)
     if short.size:
-        new = _exponential_clocks(rng, sampler.p, keys, short, deficit[short])
+        new = _exponential_clocks(rng, sampler.log_p, keys, short, deficit[short])
         keys = _merge_sorted(keys, new)
     return keys % n_features
 
 
-def _exponential_clocks(rng, p, keys, short, need):
+def _exponential_clocks(rng, log_p, keys, short, need):
     """The next ``need`` distinct columns of each short row, exactly.
 
-    Successive sampling ranks the columns by ``E_j / p_j`` with i.i.d. exponential
-    ``E_j`` (Efraimidis and Spirakis); conditioned on the columns a row already has, its
-    next ones are the absent columns with the smallest clocks. Costs ``n_features`` per
-    row, so it only serves the rows that rejection could not fill (rows asking for
-    almost every column).
+    Successive sampling ranks the columns by ``E_j / p_j`` (compared in logs) with
+    i.i.d. exponential ``E_j`` (Efraimidis and Spirakis); conditioned on the columns a
+    row already has, its next ones are the absent columns with the smallest clocks.
+    Costs ``n_features`` per row, so it only serves the rows that rejection could not
+    fill (rows asking for almost every column).
     """
-    n_features = p.size
+    n_features = log_p.size
     step = max(1, _CLOCK_CELLS // n_features)
     chunks = []
     for start in range(0, short.size, step):
         rows, k = short[start : start + step], need[start : start + step]
-        clocks = rng.standard_exponential((rows.size, n_features)) / p
+        clocks = np.log(rng.standard_exponential((rows.size, n_features))) - log_p
         lo = np.searchsorted(keys, rows * n_features)
         hi = np.searchsorted(keys, (rows + 1) * n_features)
         counts = hi - lo

@@ -28,7 +28,7 @@ from . import _spec, losses, rules
 from .rules import ADADELTA, ADAGRAD, ADAM, FTRL, RMSPROP, SGD
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def learning_rate(sched_id, t, hp):
     """Step size of step ``t`` (1-based) under the schedule ``sched_id``."""
     if sched_id == _spec.CONSTANT:
@@ -38,7 +38,7 @@ def learning_rate(sched_id, t, hp):
     return 1.0 / (hp[_spec.OPTIMAL_ALPHA] * (hp[_spec.OPTIMAL_INIT] + float(t) - 1.0))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _catch_up_feature(RULE, P, last, j, T, inv_scale, c, hp, l1_total):
     """Bring all outputs of feature j up to date through step ``T``."""
     n_out = P.shape[1]
@@ -57,7 +57,7 @@ def _catch_up_feature(RULE, P, last, j, T, inv_scale, c, hp, l1_total):
             rules.catch_up(RULE, P, j, k, 0, 0, 1.0, 0.0, inv_scale, c, hp, l1_total)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _flush(RULE, P, last, G, hp, T):
     """Bring every feature up to date through step ``T`` and fold the global scale."""
     scale = G[_spec.G_SCALE]
@@ -80,7 +80,7 @@ def _flush(RULE, P, last, G, hp, T):
         G[_spec.G_SCALE] = 1.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _step_intercept(RULE, B, s, dl, eta, hp, bc1, bc2, averaging, n_averaged):
     """The intercept's step: the same rule, never decayed or penalized (once per row)."""
     for k in range(B.shape[1]):
@@ -90,7 +90,7 @@ def _step_intercept(RULE, B, s, dl, eta, hp, bc1, bc2, averaging, n_averaged):
             B[0, k, rules.sgd.AVG] += (B[0, k, 0] - before) * n_averaged
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id, t):
     """One pass over the rows ``order``; returns (steps done, sum of weighted losses)."""
     n_out = P.shape[1]
@@ -176,40 +176,40 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
 
 # One compiled loop per rule: the rule code is a literal, so everything rule-specific is
 # resolved at compile time.
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def epoch_sgd(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id, t):
     return _epoch(SGD, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                   sched_id, t)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def epoch_adagrad(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
                   t):
     return _epoch(ADAGRAD, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                   sched_id, t)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def epoch_rmsprop(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
                   t):
     return _epoch(RMSPROP, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                   sched_id, t)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def epoch_adadelta(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
                    t):
     return _epoch(ADADELTA, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                   sched_id, t)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def epoch_adam(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id, t):
     return _epoch(ADAM, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                   sched_id, t)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def epoch_ftrl(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id, t):
     return _epoch(FTRL, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                   sched_id, t)

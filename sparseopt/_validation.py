@@ -13,7 +13,7 @@ from numba import njit
 _OK, _BAD_INDEX, _DUPLICATE = 0, 1, 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _scan_rows(indptr, indices, n_features, seen):
     """Return (code, row): the first row with an out-of-range or repeated column."""
     for i in range(indptr.shape[0] - 1):

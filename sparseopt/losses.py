@@ -18,7 +18,7 @@ from numba import njit
 from . import _spec
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def sigmoid(z):
     """Logistic function without overflow: only ever exponentiates a non-positive number."""
     if z >= 0.0:
@@ -27,31 +27,31 @@ def sigmoid(z):
     return e / (1.0 + e)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def log_loss(z, target):
     """``-log p(target)`` with ``p = sigmoid(z)``, written as ``log1p(exp(-|z|))``."""
     return math.log1p(math.exp(-abs(z))) + max(z, 0.0) - target * z
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def log_dloss(z, target):
     return sigmoid(z) - target
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def hinge(z, target):
     ys = 2.0 * target - 1.0
     return max(0.0, 1.0 - ys * z)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def hinge_dloss(z, target):
     ys = 2.0 * target - 1.0
     # scikit-learn's Hinge(threshold=1) takes the subgradient -y at the kink itself.
     return -ys if ys * z <= 1.0 else 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def modified_huber(z, target):
     m = (2.0 * target - 1.0) * z
     if m >= 1.0:
@@ -61,7 +61,7 @@ def modified_huber(z, target):
     return -4.0 * m
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def modified_huber_dloss(z, target):
     ys = 2.0 * target - 1.0
     m = ys * z
@@ -72,18 +72,18 @@ def modified_huber_dloss(z, target):
     return -4.0 * ys
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def squared_error(z, y):
     r = z - y
     return 0.5 * r * r
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def squared_error_dloss(z, y):
     return z - y
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def huber(z, y, c):
     r = abs(z - y)
     if r <= c:
@@ -91,7 +91,7 @@ def huber(z, y, c):
     return c * r - 0.5 * c * c
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def huber_dloss(z, y, c):
     r = z - y
     if abs(r) <= c:
@@ -99,12 +99,12 @@ def huber_dloss(z, y, c):
     return c if r > 0.0 else -c
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def epsilon_insensitive(z, y, c):
     return max(0.0, abs(y - z) - c)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def epsilon_insensitive_dloss(z, y, c):
     if y - z > c:
         return -1.0
@@ -113,7 +113,7 @@ def epsilon_insensitive_dloss(z, y, c):
     return 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _binary_loss_grad(loss_id, z, target, c):
     """Loss value and derivative of one scalar output."""
     if loss_id == _spec.LOG_LOSS:
@@ -129,7 +129,7 @@ def _binary_loss_grad(loss_id, z, target, c):
     return epsilon_insensitive(z, target, c), epsilon_insensitive_dloss(z, target, c)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def row_loss_grad(loss_id, z, y, c, dl):
     """Fill ``dl`` with d loss / d z_k for the margins ``z`` of one row; return the loss.
 

@@ -42,13 +42,13 @@ _MAX_X = 0.01
 _MAX_TERMS = 10
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def geometric_sum(q, n):
     """``q + q**2 + ... + q**n`` for ``0 < q``, ``q`` not too close to 1."""
     return q * (1.0 - q ** float(n)) / (1.0 - q)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def geometric_catch_up(u, m, v, missed, eta, inv_scale, c, b1, b2, eps):
     """Sum of the missed steps' moves in closed form, or NaN when not exact to rounding.
 
@@ -65,6 +65,8 @@ def geometric_catch_up(u, m, v, missed, eta, inv_scale, c, b1, b2, eps):
     if not r < 0.99:
         return math.nan
     A = eta * inv_scale * c ** float(missed) * m / sqrt_v
+    if A == 0.0:
+        return 0.0  # the momentum has underflowed: nothing moves
     scale_ref = max(abs(u), abs(A))
     # Smallest L with A*r**L/(1-r) below 1e-18 of the weight: terms after it are noise.
     needed = math.log(_NEGLIGIBLE * scale_ref * (1.0 - r) / abs(A)) / math.log(r)
@@ -89,7 +91,7 @@ def geometric_catch_up(u, m, v, missed, eta, inv_scale, c, b1, b2, eps):
     return math.nan
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def catch_up(P, j, k, missed, last, eta, inv_scale, c, b1, b2, eps):
     """Replay ``missed`` steps with zero gradient after step ``last``.
 
@@ -129,7 +131,7 @@ def catch_up(P, j, k, missed, last, eta, inv_scale, c, b1, b2, eps):
     P[j, k, V] = v * b2 ** float(missed)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def step(P, j, k, g, eta, inv_scale, b1, b2, eps, bc1, bc2):
     """``bc1 = 1 - b1**t`` and ``bc2 = 1 - b2**t`` are computed once per row."""
     m = b1 * P[j, k, M] + (1.0 - b1) * g

@@ -28,7 +28,7 @@ N_STORED_UNITS = 2  # w and q scale with the global weight-decay scale; avg is i
 W, Q, AVG = 0, 1, 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def cumulative_l1(P, j, k, budget):
     """Clip weight (j, k) towards zero by the L1 budget it has not received yet."""
     w = P[j, k, W]
@@ -43,13 +43,13 @@ def cumulative_l1(P, j, k, budget):
     P[j, k, W] = new
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def catch_up(P, j, k, lam1, l1_total):
     if lam1 > 0.0:
         cumulative_l1(P, j, k, lam1 * l1_total)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def step(P, j, k, g, eta, inv_scale, lam1, l1_total):
     P[j, k, W] -= eta * g * inv_scale
     if lam1 > 0.0:

@@ -1,0 +1,1 @@
+"""Benchmark study of sparseopt: ``python -m bench`` (see ``bench/study.py``)."""

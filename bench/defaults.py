@@ -33,8 +33,8 @@ SAMPLE = os.path.join(HERE, "data", "pypi_popular_100k.tsv.gz")
 GRIDS = {
     "adagrad": dict(eta0=[0.1, 0.3, 1.0, 3.0], epsilon=[1e-8, 0.1, 0.3, 1.0], alpha=[1e-7]),
     "ftrl": dict(eta0=[0.3, 1.0, 3.0], epsilon=[1e-8], alpha=[1e-7]),
-    "rmsprop": dict(eta0=[1e-3, 1e-2], epsilon=[1e-8, 1e-2], alpha=[1e-7]),
-    "adam": dict(eta0=[1e-3, 1e-2], epsilon=[1e-8, 1e-2], alpha=[1e-7]),
+    "rmsprop": dict(eta0=[1e-3, 1e-2, 1e-1], epsilon=[1e-8, 1e-2, 0.3], alpha=[1e-7]),
+    "adam": dict(eta0=[1e-3, 1e-2, 1e-1], epsilon=[1e-8, 1e-2, 0.3], alpha=[1e-7]),
     "adadelta": dict(eta0=[1.0, 10.0], epsilon=[1e-6, 1e-2], alpha=[1e-7]),
 }
 QUICK_GRIDS = {

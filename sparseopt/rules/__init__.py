@@ -51,7 +51,7 @@ RULES = {
     "adagrad": Rule(ADAGRAD, adagrad, _ALL_PENALTIES, _CONSTANT,
                     default_eta0=1.0, default_epsilon=0.3, default_alpha=1e-7),
     "rmsprop": Rule(RMSPROP, rmsprop, _L2_ONLY, _CONSTANT,
-                    default_eta0=0.1, default_epsilon=0.3, default_alpha=1e-7),
+                    default_eta0=0.01, default_epsilon=0.3, default_alpha=1e-7),
     "adadelta": Rule(ADADELTA, adadelta, _L2_ONLY, _CONSTANT,
                      default_eta0=1.0, default_epsilon=1e-6, default_alpha=1e-6),
     "adam": Rule(ADAM, adam, _L2_ONLY, _CONSTANT,

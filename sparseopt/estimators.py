@@ -307,7 +307,7 @@ default="adagrad"
         elastic net are available with "sgd", "adagrad" and "ftrl" only.
     alpha : float or None, default=None
         Regularization strength (scikit-learn's meaning; L1 part ``alpha*l1_ratio``).
-        None takes the optimizer's default: 1e-4 for "sgd" (scikit-learn's), 1e-6 for
+        None takes the optimizer's default: 1e-4 for "sgd" (scikit-learn's), 1e-7 for
         the adaptive ones, whose decoupled decay ``eta0*alpha`` per step would otherwise
         erase rare features between their appearances.
     l1_ratio : float, default=0.15

@@ -53,7 +53,7 @@ RULES = {
     "rmsprop": Rule(RMSPROP, rmsprop, _L2_ONLY, _CONSTANT,
                     default_eta0=0.01, default_epsilon=0.3, default_alpha=1e-7),
     "adadelta": Rule(ADADELTA, adadelta, _L2_ONLY, _CONSTANT,
-                     default_eta0=1.0, default_epsilon=1e-6, default_alpha=1e-6),
+                     default_eta0=1.0, default_epsilon=1e-6, default_alpha=1e-7),
     "adam": Rule(ADAM, adam, _L2_ONLY, _CONSTANT,
                  default_eta0=0.1, default_epsilon=0.3, default_alpha=1e-7),
     "ftrl": Rule(FTRL, ftrl, _ALL_PENALTIES, _CONSTANT,

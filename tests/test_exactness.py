@@ -289,6 +289,8 @@ def _gaps_after_bias_correction_vanished(Xc, orders, b1, b2):
         (0.8, 0.9, 1e-8, 0.05),
         (0.7, 0.8, 1e-3, 0.0),  # eps comparable to sqrt(v): the series may not apply
         (0.9, 0.95, 1e-6, 0.2),
+        (0.6, 0.7, 0.3, 0.0),  # eps dominates sqrt(v): the second expansion
+        (0.8, 0.9, 0.3, 0.05),
     ],
 )
 def test_adam_long_gaps_after_bias_correction_vanishes(beta_1, beta_2, epsilon, lam):

@@ -38,8 +38,8 @@ _NEGLIGIBLE = 1e-18
 # 1 - b**s == 1.0 exactly in float64 once b**s is below half an ulp of 1.
 _BIAS_FREE = 2.0**-54
 # The expansion 1/(1+x) = 1 - x + x^2 - ... is used only while x stays below this.
-_MAX_X = 0.01
-_MAX_TERMS = 10
+_MAX_X = 0.2
+_MAX_TERMS = 30
 
 
 @njit(cache=True, error_model="numpy")
@@ -49,46 +49,65 @@ def geometric_sum(q, n):
 
 
 @njit(cache=True, error_model="numpy")
-def geometric_catch_up(u, m, v, missed, eta, inv_scale, c, b1, b2, eps):
-    """Sum of the missed steps' moves in closed form, or NaN when not exact to rounding.
+def _series(A, r, x0, p, L):
+    """``A * sum_{i=1..L} r**i / (1 + x0*p**i)`` as an alternating series, or NaN.
 
-    With bias corrections equal to 1, step i of the gap moves the stored weight by
-    ``A * r**i / (1 + e * p**i)`` with ``A = eta*inv_scale*c**missed*m/sqrt(v)``,
-    ``r = b1/(c*sqrt(b2))``, ``e = eps/sqrt(v)``, ``p = 1/sqrt(b2)``. Only the first L
-    steps matter (the rest are below 1e-18 of the weight); over those ``x = e*p**i`` is
-    small and ``1/(1+x)`` is a short alternating series, each term a geometric sum.
+    ``1/(1+x) = 1 - x + x**2 - ...`` turns the sum into geometric sums of ratio
+    ``r*p**n``; it is used only while every ``x0*p**i`` stays below ``_MAX_X``, and
+    stopped once the next term is below 1e-18 of the sum.
     """
-    if v <= 0.0:
-        return math.nan
-    sqrt_v = math.sqrt(v)
-    r = b1 / (c * math.sqrt(b2))
-    if not r < 0.99:
-        return math.nan
-    A = eta * inv_scale * c ** float(missed) * m / sqrt_v
-    if A == 0.0:
-        return 0.0  # the momentum has underflowed: nothing moves
-    scale_ref = max(abs(u), abs(A))
-    # Smallest L with A*r**L/(1-r) below 1e-18 of the weight: terms after it are noise.
-    needed = math.log(_NEGLIGIBLE * scale_ref * (1.0 - r) / abs(A)) / math.log(r)
-    L = min(missed, max(1, int(math.ceil(needed))))
-    p = 1.0 / math.sqrt(b2)
-    x_max = (eps / sqrt_v) * p ** float(L)
-    if x_max >= _MAX_X:
+    x_max = x0 * max(p, p ** float(L))
+    if not x_max < _MAX_X:
         return math.nan
     total = 0.0
-    sign_e = 1.0
-    e_n = 1.0
+    coef = 1.0
     q = r
     for n in range(_MAX_TERMS):
         if abs(1.0 - q) < 0.01:
             return math.nan
-        total += sign_e * e_n * geometric_sum(q, L)
-        e_n *= eps / sqrt_v
-        sign_e = -sign_e
-        q *= p
+        total += coef * geometric_sum(q, L)
         if x_max ** (n + 1) < 1e-18:
             return A * total
+        coef *= -x0
+        q *= p
     return math.nan
+
+
+@njit(cache=True, error_model="numpy")
+def geometric_catch_up(u, m, v, missed, eta, inv_scale, c, b1, b2, eps):
+    """Sum of the missed steps' moves in closed form, or NaN when not exact to rounding.
+
+    With bias corrections equal to 1, step i of the gap moves the stored weight by
+    ``B * (b1/c)**i / (sqrt(v)*b2**(i/2) + eps)`` with ``B = eta*inv_scale*c**missed*m``.
+    Only the first L steps matter (the rest are below 1e-18 of the weight). Two
+    expansions of the denominator give a short series of geometric sums:
+    when ``eps`` is small against ``sqrt(v)``, ``1/(sqrt(v)*b2**(i/2)) * 1/(1 + x)`` with
+    ``x = eps/(sqrt(v)*b2**(i/2))``; when ``eps`` dominates (large damping, long gaps),
+    ``1/eps * 1/(1 + y)`` with ``y = sqrt(v)*b2**(i/2)/eps``. The smaller expansion
+    variable wins; in between, the caller loops.
+    """
+    if v <= 0.0:
+        return math.nan
+    sqrt_v = math.sqrt(v)
+    B = eta * inv_scale * c ** float(missed) * m
+    if B == 0.0:
+        return 0.0  # the momentum has underflowed: nothing moves
+    r_eps = b1 / c  # the ratio of the terms when eps dominates
+    r_v = r_eps / math.sqrt(b2)  # ... and when sqrt(v) dominates (the larger one)
+    if not r_v < 0.99:
+        return math.nan
+    # Terms are at most |B|/eps * r_eps**i and |B|/sqrt(v) * r_v**i: find the step after
+    # which the rest sums to less than 1e-18 of the weight.
+    bound = min(abs(B) / eps, abs(B) / sqrt_v)
+    ratio = r_eps if abs(B) / eps <= abs(B) / sqrt_v else r_v
+    scale_ref = max(abs(u), bound)
+    needed = math.log(_NEGLIGIBLE * scale_ref * (1.0 - ratio) / bound) / math.log(ratio)
+    L = min(missed, max(1, int(math.ceil(needed))))
+    if eps < sqrt_v:
+        move = _series(B / sqrt_v, r_v, eps / sqrt_v, 1.0 / math.sqrt(b2), L)
+    else:
+        move = _series(B / eps, r_eps, sqrt_v / eps, math.sqrt(b2), L)
+    return move
 
 
 @njit(cache=True, error_model="numpy")

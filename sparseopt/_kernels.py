@@ -119,16 +119,25 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
         start = indptr[i]
         end = indptr[i + 1]
 
-        for k in range(n_out):
-            z[k] = 0.0
-        for p in range(start, end):
-            j = indices[p]
-            _catch_up_feature(RULE, P, last, j, t - 1, inv_prev, c_const, hp, l1_prev)
-            x = data[p]
+        if n_out == 1:
+            # One output: accumulate in a register, not through the z array.
+            margin = 0.0
+            for p in range(start, end):
+                j = indices[p]
+                _catch_up_feature(RULE, P, last, j, t - 1, inv_prev, c_const, hp, l1_prev)
+                margin += P[j, 0, 0] * data[p]
+            z[0] = margin * scale + B[0, 0, 0]
+        else:
             for k in range(n_out):
-                z[k] += P[j, k, 0] * x
-        for k in range(n_out):
-            z[k] = z[k] * scale + B[0, k, 0]
+                z[k] = 0.0
+            for p in range(start, end):
+                j = indices[p]
+                _catch_up_feature(RULE, P, last, j, t - 1, inv_prev, c_const, hp, l1_prev)
+                x = data[p]
+                for k in range(n_out):
+                    z[k] += P[j, k, 0] * x
+            for k in range(n_out):
+                z[k] = z[k] * scale + B[0, k, 0]
         s = sw[i]
         total_loss += s * losses.row_loss_grad(loss_id, z, y[i], eps_loss, dl)
 
@@ -146,19 +155,30 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
 
         averaging = RULE == SGD and average_start > 0.0
         scale_sum = G[_spec.G_SCALE_SUM]
-        for p in range(start, end):
-            j = indices[p]
-            x = data[p]
-            for k in range(n_out):
-                before = P[j, k, 0]
+        if n_out == 1 and not averaging:
+            g_row = s * dl[0]
+            for p in range(start, end):
+                j = indices[p]
                 rules.step(
-                    RULE, P, j, k, s * dl[k] * x, eta, inv_scale, lam1, lam2, hp, bc1, bc2,
+                    RULE, P, j, 0, g_row * data[p], eta, inv_scale, lam1, lam2, hp, bc1, bc2,
                     l1_total,
                 )
-                if averaging:
-                    P[j, k, rules.sgd.AVG] += (P[j, k, 0] - before) * scale_sum
-            if rules.needs_timestamp(RULE):
-                last[j] = t
+                if rules.needs_timestamp(RULE):
+                    last[j] = t
+        else:
+            for p in range(start, end):
+                j = indices[p]
+                x = data[p]
+                for k in range(n_out):
+                    before = P[j, k, 0]
+                    rules.step(
+                        RULE, P, j, k, s * dl[k] * x, eta, inv_scale, lam1, lam2, hp, bc1,
+                        bc2, l1_total,
+                    )
+                    if averaging:
+                        P[j, k, rules.sgd.AVG] += (P[j, k, 0] - before) * scale_sum
+                if rules.needs_timestamp(RULE):
+                    last[j] = t
         if fit_intercept:
             _step_intercept(RULE, B, s, dl, eta * intercept_rate, hp, bc1, bc2, averaging,
                             G[_spec.G_AVG_COUNT])

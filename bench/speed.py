@@ -1,0 +1,968 @@
+"""Speed benchmark of sparseopt: ``python -m bench.speed [--data PATH] [--out DIR] [--quick]``.
+
+Everything runs in one process and one run, on one data set:
+
+* **data**: the full PyPI file (``/work/shared/data/pypi_popular.tsv.gz``) hashed to 2^20
+  columns, its 80 % train split; without that file, a generated CSR matrix with the same
+  rows, columns and row-length distribution (``ROW_LENGTHS``, measured on the real file),
+  Zipf-distributed columns and l2-normalized rows. ``--quick``: a generated matrix of
+  10,000 rows and 2^18 columns, for a smoke run of every part in about a minute (most of
+  it the compilation of every kernel with an empty Numba cache, measured in a child).
+* **floor**: one scipy CSR mat-vec ``X @ w`` (median of 20).
+* **SGDClassifier** (``loss="log_loss"``, its defaults, ``tol=None``): seconds per epoch.
+* **every optimizer** through ``SparseClassifier`` with its defaults, ``n_jobs=1`` and
+  ``n_jobs=-1``: seconds per epoch, ns per nonzero, ratios to SGDClassifier and to the
+  mat-vec; the first fit in this process (compilation or Numba cache load) on its own
+  column; the kernel alone (the ``LazyModel.run_epoch`` calls) for comparison.
+* **shuffle**: adagrad's test log loss after 1, 2 and 3 epochs with the default shuffle
+  (and the other shuffle modes, when the estimator has them).
+* **start-up** in fresh processes: ``import sparseopt``, ``from sparseopt import
+  SparseClassifier`` and a first fit on 1,000 rows, with an empty Numba cache and then
+  warm; in the same cold process, the first fit of every other optimizer, so that the
+  compile time of all optimizers is the sum of their first fits.
+* **memory**: peak resident memory of a 1-epoch adagrad fit in a child process, against
+  the size of X and of the model state.
+* **data size**: adagrad's seconds per epoch on 1/8, 1/4, 1/2 and all rows.
+
+Seconds per epoch of a sparseopt estimator: ``--repeats`` fits of 4 epochs (same
+``random_state``; fewer, but at least 2, once a configuration has taken ``BUDGET``
+seconds); in each, epochs 2 and 3 are timed from the start of the epoch's
+``run_epoch`` call to the start of the next one (:class:`EpochClock`), which counts all
+the estimator does per epoch (shuffling, the kernel, the objective, the finiteness check)
+and no per-fit cost (validation, allocation); the median is over 2 epochs per fit.
+SGDClassifier runs all its epochs in one compiled call, so its seconds per epoch are
+``(fit(max_iter=3) - fit(max_iter=1)) / 2``, median over ``--repeats`` pairs (three
+times as many with ``--quick``, whose epochs are short next to the noise). Output: one
+Markdown report printed and written to ``speed.md``, and every number in ``speed.json``
+(NaN as null), both in ``--out``. The exit status is 1 when a part failed (it is
+reported, and the other parts still run).
+
+Benchmarks are only comparable on an idle machine: the report records the CPU, the
+versions and the load average at the start and the end of the run.
+"""
+
+import argparse
+import gc
+import inspect
+import json
+import math
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parents[1]
+FULL_DATA = Path("/work/shared/data/pypi_popular.tsv.gz")
+OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "ftrl")
+N_FEATURES = 2**20
+# The full file: 841,708 rows; its 80 % train split (load_pypi, test_size=0.2).
+FULL_TRAIN_ROWS = 673_366
+FULL_TEST_ROWS = 168_342
+QUICK_ROWS = 10_000
+QUICK_FEATURES = 2**18  # per-epoch work over all columns stays small next to the rows'
+POSITIVE_RATE = 0.0175  # of the real data
+# Nonzeros per row of the full PyPI file hashed to 2^20 columns (all 841,708 rows):
+# {row length: number of rows}. Mean 12.02, median 11.
+ROW_LENGTHS = {
+    2: 1, 3: 235, 4: 10124, 5: 16900, 6: 39503, 7: 55161, 8: 73057, 9: 80077, 10: 82132,
+    11: 80409, 12: 75562, 13: 66628, 14: 55291, 15: 44667, 16: 35265, 17: 27223,
+    18: 21782, 19: 16103, 20: 12339, 21: 10048, 22: 8212, 23: 7264, 24: 6425, 25: 5524,
+    26: 4424, 27: 3225, 28: 2002, 29: 1134, 30: 555, 31: 246, 32: 96, 33: 48, 34: 20,
+    35: 17, 36: 5, 37: 2, 38: 1, 39: 1,
+}
+# Exponent of the generated columns' Zipf law. On the real file 536,668 of the 2^20
+# columns are used (39,112 by 10 rows or more); 1.1 gives about 577,000 (47,000).
+ZIPF_EXPONENT = 1.1
+FIRST_FIT_ROWS = 1_000
+MATVEC_REPEATS = 20
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _now():
+    return time.perf_counter()
+
+
+def _median(values):
+    return float(np.median(values)) if len(values) else float("nan")
+
+
+def _load():
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _cpu_seconds():
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _quiet():
+    from sklearn.exceptions import ConvergenceWarning
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    warnings.filterwarnings("ignore", message=".*max_iter.*")
+
+
+def x_bytes(X):
+    return int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_state():
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+        return f"{head}{' + uncommitted changes' if dirty else ''}" if head else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _numba_cache_files(cache_dir):
+    if not cache_dir or not os.path.isdir(cache_dir):
+        return 0
+    return sum(1 for _ in Path(cache_dir).rglob("*.nbi"))
+
+
+def machine_info():
+    import numba
+    import scipy
+    import sklearn
+
+    import sparseopt
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "numba": numba.__version__,
+        "sklearn": sklearn.__version__,
+        "sparseopt": sparseopt.__version__,
+        "git": _git_state(),
+        "platform": platform.platform(),
+        "numba_cache_dir": os.environ.get("NUMBA_CACHE_DIR") or "(unset: __pycache__)",
+    }
+
+
+# --------------------------------------------------------------------------- data
+
+
+def generate_matrix(n_rows, n_features=N_FEATURES, random_state=0, n_test=0):
+    """A CSR matrix shaped like the hashed PyPI data, and 0/1 labels from a linear model.
+
+    Row lengths are drawn from ``ROW_LENGTHS``; columns from a Zipf law of exponent
+    ``ZIPF_EXPONENT`` over a random permutation of the columns, redrawn until no row
+    repeats a column (so every row keeps its drawn length); values are ones, l2-normalized
+    per row. Labels: Bernoulli of the sigmoid of ``X @ w + b`` with Gaussian ``w`` and
+    ``b`` set for a positive rate of about 1.75 %.
+
+    Returns ``X_train, X_test, y_train, y_test``; ``X_test`` has ``n_test`` rows.
+    """
+    rng = np.random.default_rng(random_state)
+    n_total = n_rows + n_test
+    lengths_values = np.array(list(ROW_LENGTHS), dtype=np.int64)
+    lengths_p = np.array(list(ROW_LENGTHS.values()), dtype=np.float64)
+    lengths = rng.choice(lengths_values, size=n_total, p=lengths_p / lengths_p.sum())
+    lengths = np.minimum(lengths, n_features)
+    indptr = np.zeros(n_total + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    nnz = int(indptr[-1])
+    cdf = np.cumsum(np.arange(1, n_features + 1, dtype=np.float64) ** -ZIPF_EXPONENT)
+    cdf /= cdf[-1]
+    column_of_rank = rng.permutation(n_features).astype(np.int64)
+
+    def draw(size):
+        ranks = np.minimum(np.searchsorted(cdf, rng.random(size), side="right"),
+                           n_features - 1)
+        return column_of_rank[ranks]
+
+    cols = draw(nnz)
+    row_of = np.repeat(np.arange(n_total, dtype=np.int64), lengths)
+    entries = np.arange(nnz, dtype=np.int64)
+    for _ in range(200):  # redraw repeated columns within rows, only in rows that have some
+        keys = row_of[entries] * n_features + cols[entries]
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        repeated = entries[order[1:][sorted_keys[1:] == sorted_keys[:-1]]]
+        if repeated.size == 0:
+            break
+        cols[repeated] = draw(repeated.size)
+        dirty = np.zeros(n_total, dtype=bool)
+        dirty[row_of[repeated]] = True
+        entries = np.flatnonzero(dirty[row_of])
+    data = np.repeat(1.0 / np.sqrt(lengths.astype(np.float64)), lengths)
+    X = sp.csr_matrix((data, cols.astype(np.int32), indptr.astype(np.int32)),
+                      shape=(n_total, n_features))
+    X.sum_duplicates()  # sorts the indices (and sums any repeat left after 200 redraws)
+    X = sp.csr_matrix((X.data, X.indices.astype(np.int32), X.indptr.astype(np.int32)),
+                      shape=X.shape)
+
+    w = rng.normal(0.0, 3.0, n_features)
+    margin = X @ w
+    lo, hi = -50.0, 50.0
+    for _ in range(60):  # intercept for the target positive rate
+        b = 0.5 * (lo + hi)
+        rate = float(np.mean(1.0 / (1.0 + np.exp(-(margin + b)))))
+        lo, hi = (b, hi) if rate < POSITIVE_RATE else (lo, b)
+    y = (rng.random(n_total) < 1.0 / (1.0 + np.exp(-(margin + b)))).astype(np.int64)
+    if y.min() == y.max():
+        y[0] = 1 - y[0]
+    return X[:n_rows], X[n_rows:], y[:n_rows], y[n_rows:]
+
+
+def load_data(data, quick, seed=0):
+    """``(X_train, X_test, y_train, y_test, description)``."""
+    if quick:
+        n_test = QUICK_ROWS // 4
+        X_tr, X_te, y_tr, y_te = generate_matrix(QUICK_ROWS, QUICK_FEATURES, seed, n_test)
+        return X_tr, X_te, y_tr, y_te, (
+            f"generated (--quick): {QUICK_ROWS:,} train + {n_test:,} test rows, 2^18 "
+            f"columns, the real "
+            f"row-length histogram, Zipf({ZIPF_EXPONENT}) columns, l2-normalized rows")
+    if data is None or data == "generated":
+        X_tr, X_te, y_tr, y_te = generate_matrix(FULL_TRAIN_ROWS, N_FEATURES, seed,
+                                                 FULL_TEST_ROWS)
+        why = "" if data == "generated" else f" ({FULL_DATA} is absent)"
+        return X_tr, X_te, y_tr, y_te, (
+            f"generated{why}: the rows of the full PyPI train split, the real row-length "
+            f"histogram, Zipf({ZIPF_EXPONENT}) columns, l2-normalized rows")
+    from .data_io import load_dataset
+
+    X_tr, X_te, y_tr, y_te = load_dataset(data, n_features=N_FEATURES, test_size=0.2,
+                                          random_state=seed)
+    return X_tr, X_te, y_tr, y_te, (
+        f"{data} hashed to 2^20 columns, 80 % train split (load_dataset, random_state={seed})")
+
+
+def first_rows(X, y, n):
+    """The first ``n`` rows, with at least one row of each class."""
+    idx = np.arange(min(n, X.shape[0]))
+    classes = np.unique(y)
+    missing = [c for c in classes if c not in set(np.unique(y[idx]))]
+    for c in missing:
+        idx[len(idx) - 1 - missing.index(c)] = np.flatnonzero(y == c)[0]
+    return X[idx], y[idx]
+
+
+def save_csr(path, X, y):
+    np.savez(path, data=X.data, indices=X.indices, indptr=X.indptr,
+             shape=np.array(X.shape), y=y)
+
+
+# --------------------------------------------------------------------------- timings
+
+
+def matvec_seconds(X, repeats=MATVEC_REPEATS, seed=0):
+    w = np.random.default_rng(seed).normal(size=X.shape[1])
+    X @ w
+    times = []
+    for _ in range(repeats):
+        t = _now()
+        X @ w
+        times.append(_now() - t)
+    return _median(times), times
+
+
+def fit_seconds(est, X, y):
+    gc.collect()
+    t = _now()
+    est.fit(X, y)
+    return _now() - t, est
+
+
+def per_epoch(make, X, y, repeats):
+    """Median over ``repeats`` of ``(fit 3 epochs - fit 1 epoch) / 2``, and every value.
+
+    For estimators whose epochs run inside one compiled call (SGDClassifier).
+    """
+    diffs, last = [], None
+    for _ in range(repeats):
+        t1, last = fit_seconds(make(1), X, y)
+        t3, _ = fit_seconds(make(3), X, y)
+        diffs.append((t3 - t1) / 2.0)
+    return _median(diffs), diffs, last
+
+
+class EpochClock:
+    """While active, record the start and end of every ``LazyModel.run_epoch`` call.
+
+    The time between the starts of two consecutive epochs of one ``fit`` is everything
+    the estimator does per epoch (shuffle, kernel, objective, checks); the call itself is
+    the kernel alone.
+    """
+
+    def __enter__(self):
+        from sparseopt import _engine
+
+        self.cls = _engine.LazyModel
+        self.own = "run_epoch" in vars(self.cls)
+        original = self.original = self.cls.run_epoch
+        calls = self.calls = []
+
+        def run_epoch(model, *args, **kwargs):
+            start = _now()
+            try:
+                return original(model, *args, **kwargs)
+            finally:
+                calls.append((start, _now()))
+
+        self.cls.run_epoch = run_epoch
+        return self
+
+    def __exit__(self, *exc):
+        if self.own:
+            self.cls.run_epoch = self.original
+        else:
+            del self.cls.run_epoch
+        return False
+
+
+FIT_EPOCHS = 4  # per timed fit; epochs 2 and 3 are timed (the last one ends differently)
+# Seconds after which a configuration stops repeating its timed fits, once it has 2 fits
+# (4 timed epochs): adam's epochs take ~15 s on the full data, 5 fits of it ~5 minutes.
+BUDGET = 60.0
+MIN_FITS = 2
+
+
+def estimator_epochs(make, X, y, repeats, budget=BUDGET):
+    """Per-epoch seconds of ``make(max_iter)`` through its ``fit``, and of its kernel.
+
+    Up to ``repeats`` fits of ``FIT_EPOCHS`` epochs (no more once ``budget`` seconds are
+    spent and ``MIN_FITS`` are done); epochs 2 and 3 of each are timed from start to next
+    start (estimator) and over the ``run_epoch`` call (kernel), so the medians are over
+    2 epochs per fit. When the estimator does not run its epochs through
+    ``LazyModel.run_epoch`` (no calls seen), falls back to :func:`per_epoch`.
+
+    Returns ``(timing, kernel timing or None, last fitted estimator)``.
+    """
+    epochs, kernel, last = [], [], None
+    start = _now()
+    for fit in range(repeats):
+        if fit >= MIN_FITS and _now() - start > budget:
+            break
+        with EpochClock() as clock:
+            _, last = fit_seconds(make(FIT_EPOCHS), X, y)
+        calls = clock.calls
+        if len(calls) != FIT_EPOCHS:
+            sec, every, last = per_epoch(make, X, y, repeats)
+            return {"seconds_per_epoch": sec, "all": every,
+                    "method": "(fit 3 - fit 1) / 2: run_epoch calls not seen"}, None, last
+        for i in (1, 2):
+            epochs.append(calls[i + 1][0] - calls[i][0])
+            kernel.append(calls[i][1] - calls[i][0])
+    return ({"seconds_per_epoch": _median(epochs), "all": epochs,
+             "method": "start to next start of epochs 2 and 3 of 4-epoch fits"},
+            {"seconds_per_epoch": _median(kernel), "all": kernel}, last)
+
+
+def shuffle_variants(estimator_cls):
+    """``(parameter, [values to compare], note)`` for the shuffle comparison.
+
+    The default is always compared. Other modes ("block", "full") are compared only when
+    the estimators module names them: a parameter ``shuffle_*`` takes them if there is
+    one, else ``shuffle`` itself.
+    """
+    from sparseopt import estimators
+
+    params = inspect.signature(estimator_cls).parameters
+    default = params["shuffle"].default
+    source = inspect.getsource(estimators)
+    modes = [m for m in ("block", "full") if re.search(rf"""["']{m}["']""", source)]
+    extra = [name for name in params if name.startswith("shuffle_")]
+    if not modes:
+        return "shuffle", [default], (
+            f"the estimator has no shuffle mode (only shuffle={default!r}; no \"block\" or "
+            "\"full\" in sparseopt/estimators.py): the default alone is reported")
+    name = extra[0] if extra else "shuffle"
+    default = params[name].default
+    values = [default] + [m for m in modes if m != default]
+    return name, values, f"compared through the parameter {name!r}: {values}"
+
+
+# --------------------------------------------------------------------------- children
+
+STARTUP_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import sparseopt
+t1 = time.perf_counter()
+from sparseopt import SparseClassifier
+t2 = time.perf_counter()
+import numpy as np, scipy.sparse as sp
+z = np.load(sys.argv[1])
+X = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+y = z["y"]
+t3 = time.perf_counter()
+first = SparseClassifier(random_state=0).fit(X, y)
+t4 = time.perf_counter()
+fits = {first.optimizer: t4 - t3}
+for opt in sys.argv[2].split(","):
+    if opt not in fits:
+        t = time.perf_counter()
+        SparseClassifier(optimizer=opt, max_iter=1, random_state=0).fit(X, y)
+        fits[opt] = time.perf_counter() - t
+print(json.dumps({"import_sparseopt": t1 - t0, "import_estimator": t2 - t1,
+                  "first_fit": t4 - t3, "first_fit_optimizer": first.optimizer,
+                  "first_fit_max_iter": first.max_iter, "first_fits": fits,
+                  "all_first_fits": sum(fits.values())}))
+"""
+
+MEMORY_CHILD = r"""
+import json, resource, sys, time
+import numpy as np, scipy.sparse as sp
+from sparseopt import SparseClassifier
+d = sys.argv[1]
+z = np.load(d + "/tiny.npz")
+tiny = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+SparseClassifier(optimizer="adagrad", max_iter=1).fit(tiny, z["y"])  # load the kernels
+
+def status():
+    out = {"ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmHWM", "VmRSS"):
+                    out[key] = int(value.split()[0]) * 1024
+    except OSError:
+        pass
+    return out
+
+# A child started by a large parent inherits the parent's peak in ru_maxrss (fork/vfork):
+# reset the peak to the current RSS (Linux, /proc/self/clear_refs "5") where allowed.
+try:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    reset = True
+except OSError:
+    reset = False
+baseline = status()
+shape = tuple(np.load(d + "/shape.npy"))
+X = sp.csr_matrix((np.load(d + "/data.npy"), np.load(d + "/indices.npy"),
+                   np.load(d + "/indptr.npy")), shape=shape, copy=False)
+y = np.load(d + "/y.npy")
+before = status()
+t = time.perf_counter()
+est = SparseClassifier(optimizer="adagrad", max_iter=1, random_state=0).fit(X, y)
+seconds = time.perf_counter() - t
+after = status()
+m = est._model
+state = sum(a.nbytes for a in (m.P, m.last, m.B, m.G))
+print(json.dumps({"baseline": baseline, "before_fit": before, "after_fit": after,
+                  "peak_reset": reset, "model_state_bytes": int(state),
+                  "coef_bytes": int(est.coef_.nbytes), "fit_seconds": seconds}))
+"""
+
+
+def run_child(code, args, env_updates=None, timeout=1800):
+    env = dict(os.environ)
+    env.update(env_updates or {})
+    t = _now()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = _now() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"child process failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process_wall"] = wall
+    result["process_cpu"] = (after.ru_utime + after.ru_stime - before.ru_utime
+                             - before.ru_stime)
+    return result
+
+
+def startup(tmp, X, y):
+    """Cold then warm Numba cache, in fresh processes sharing one new cache directory."""
+    small = os.path.join(tmp, "first_fit.npz")
+    save_csr(small, *first_rows(X, y, FIRST_FIT_ROWS))
+    cache = tempfile.mkdtemp(prefix="nbc_cold_", dir=tmp)
+    env = {"NUMBA_CACHE_DIR": cache}
+    cold = run_child(STARTUP_CHILD, [small, ",".join(OPTIMIZERS)], env)
+    warm = run_child(STARTUP_CHILD, [small, ",".join(OPTIMIZERS)], env)
+    return {"cold": cold, "warm": warm, "rows": min(FIRST_FIT_ROWS, X.shape[0])}
+
+
+def memory(tmp, X, y):
+    d = os.path.join(tmp, "memory")
+    os.makedirs(d, exist_ok=True)
+    for name in ("data", "indices", "indptr"):
+        np.save(os.path.join(d, f"{name}.npy"), getattr(X, name))
+    np.save(os.path.join(d, "shape.npy"), np.array(X.shape))
+    np.save(os.path.join(d, "y.npy"), y)
+    save_csr(os.path.join(d, "tiny.npz"), *first_rows(X, y, 200))
+    result = run_child(MEMORY_CHILD, [d])
+    result["x_bytes"] = x_bytes(X)
+    return result
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _error(exc):
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+def time_optimizer(entry, estimator_cls, opt, X, y, nnz, sgd_sec, matvec, repeats, seed):
+    """Fill ``entry`` with the per-epoch times of ``opt`` (n_jobs=1, n_jobs=-1, kernel)."""
+    coefs = {}
+    for n_jobs in (1, -1):
+        timing, kernel, last = estimator_epochs(
+            lambda it, j=n_jobs: estimator_cls(optimizer=opt, max_iter=it, n_jobs=j,
+                                               random_state=seed),
+            X, y, repeats)
+        coefs[n_jobs] = last.coef_
+        entry[f"n_jobs={n_jobs}"] = timing
+        if kernel is not None:
+            entry[f"kernel n_jobs={n_jobs}"] = kernel
+    entry["kernel"] = entry.get("kernel n_jobs=1") or {"seconds_per_epoch": float("nan")}
+    entry["n_jobs_same_coef"] = bool(np.array_equal(coefs[1], coefs[-1]))
+    for key in ("n_jobs=1", "n_jobs=-1", "kernel"):
+        e = entry[key]
+        e["ns_per_nnz"] = e["seconds_per_epoch"] / nnz * 1e9
+        e["vs_sgdclassifier"] = e["seconds_per_epoch"] / sgd_sec
+        e["vs_matvec"] = e["seconds_per_epoch"] / matvec
+
+
+def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=print):
+    """The whole benchmark; returns the result dict (``result["errors"]``: what failed)."""
+    _quiet()
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.metrics import log_loss
+
+    from sparseopt import SparseClassifier
+
+    start_wall, start_cpu = _now(), _cpu_seconds()
+    errors = []
+    result = {"load_start": _load(), "machine": machine_info(),
+              "config": {"quick": quick, "repeats": repeats, "seed": seed,
+                         "data_arg": data}, "errors": errors}
+    log(f"load average at start: {result['load_start']}")
+
+    spent = result["section_seconds"] = {}
+    mark = [_now()]
+
+    def lap(name):  # wall seconds of each part, to see where a run's time goes
+        spent[name] = _now() - mark[0]
+        mark[0] = _now()
+
+    def section(name, fn, *args):
+        try:
+            result[name] = fn(*args)
+        except Exception as exc:  # record and go on: one failure hides no other number
+            result[name] = {"error": _error(exc)}
+            errors.append(f"{name}: {_error(exc)}")
+            log(f"{name}: FAILED: {_error(exc)}")
+        lap(name)
+        return result[name]
+
+    t = _now()
+    X, X_test, y, y_test, description = load_data(data, quick, seed)
+    nnz = X.nnz
+    result["data"] = {"description": description, "shape": list(X.shape), "nnz": int(nnz),
+                      "bytes": x_bytes(X), "test_rows": int(X_test.shape[0]),
+                      "positive_rate": float(np.mean(y == np.max(y))),
+                      "seconds_to_load": _now() - t}
+    log(f"data: {description}\n  X {X.shape[0]:,} x {X.shape[1]:,}, nnz {nnz:,}, "
+        f"{x_bytes(X) / 1e6:.1f} MB (data+indices+indptr), loaded in "
+        f"{result['data']['seconds_to_load']:.1f} s")
+    lap("data")
+
+    with tempfile.TemporaryDirectory(prefix="sparseopt_speed_") as tmp:
+        log("start-up in fresh processes (empty Numba cache, then warm) ...")
+        st = section("startup", startup, tmp, X, y)
+        if "error" not in st:
+            log(f"  empty cache: first fit {st['cold']['first_fit']:.1f} s, all optimizers' "
+                f"first fits {st['cold']['all_first_fits']:.1f} s")
+
+        # First fit of every optimizer in this process: compilation or cache load.
+        cache_files = _numba_cache_files(os.environ.get("NUMBA_CACHE_DIR"))
+        Xs, ys = first_rows(X, y, FIRST_FIT_ROWS)
+        first = {}
+        for opt in OPTIMIZERS:
+            try:
+                first[opt], _ = fit_seconds(
+                    SparseClassifier(optimizer=opt, random_state=seed), Xs, ys)
+            except Exception as exc:
+                first[opt] = float("nan")
+                errors.append(f"first fit of {opt}: {_error(exc)}")
+        result["first_fit_in_process"] = {"seconds": first, "rows": Xs.shape[0],
+                                          "numba_index_files_before": cache_files}
+        log(f"first fits in this process: {_fmt_dict(first)}")
+        lap("first_fit_in_process")
+
+        log("peak memory of a 1-epoch adagrad fit (child process) ...")
+        section("memory", memory, tmp, X, y)
+
+    matvec, matvec_all = matvec_seconds(X, MATVEC_REPEATS, seed)
+    result["matvec"] = {"seconds": matvec, "all": matvec_all}
+    log(f"mat-vec: {matvec * 1e3:.2f} ms")
+
+    # Its epochs are short next to the noise of a loaded machine on --quick's small matrix:
+    # more pairs there (they are cheap).
+    sgd_sec, sgd_all, _ = per_epoch(
+        lambda it: SGDClassifier(loss="log_loss", max_iter=it, tol=None, random_state=seed),
+        X, y, 3 * repeats if quick else repeats)
+    if not sgd_sec > 0:  # noise larger than two epochs: no ratio can be made from it
+        errors.append(f"SGDClassifier: median (fit 3 - fit 1) / 2 = {sgd_sec:.3g} s, not "
+                      "positive: the machine is too noisy for this data size")
+        sgd_sec = float("nan")
+    result["sgdclassifier"] = {"seconds_per_epoch": sgd_sec, "all": sgd_all,
+                               "pairs": len(sgd_all)}
+    log(f"SGDClassifier: {sgd_sec:.4f} s/epoch")
+    lap("matvec_and_sgdclassifier")
+
+    result["optimizers"] = {}
+    for opt in OPTIMIZERS:
+        entry = {"first_fit_seconds": first[opt]}
+        result["optimizers"][opt] = entry
+        try:
+            time_optimizer(entry, SparseClassifier, opt, X, y, nnz, sgd_sec, matvec,
+                           repeats, seed)
+        except Exception as exc:  # record and go on: one failing optimizer hides no other
+            entry["error"] = _error(exc)
+            errors.append(f"{opt}: {entry['error']}")
+            log(f"{opt}: FAILED: {entry['error']}")
+            continue
+        log(f"{opt}: {entry['n_jobs=1']['seconds_per_epoch']:.4f} s/epoch (n_jobs=1), "
+            f"{entry['n_jobs=-1']['seconds_per_epoch']:.4f} (n_jobs=-1), kernel "
+            f"{entry['kernel']['seconds_per_epoch']:.4f}")
+    lap("optimizers")
+
+    sh = section("shuffle", shuffle_comparison, SparseClassifier, X, y, X_test, y_test, seed,
+                 log_loss)
+    if "error" not in sh:
+        log(f"shuffle: {sh['note']}")
+
+    sc = section("scaling", scaling, SparseClassifier, X, y, repeats, seed)
+    if "error" not in sc:
+        log(f"time against size: all/(1/8) = {sc['ratio_all_to_eighth']:.2f}")
+
+    result["load_end"] = _load()
+    result["wall_seconds"] = _now() - start_wall
+    result["cpu_seconds"] = _cpu_seconds() - start_cpu
+    markdown = report(result)
+    os.makedirs(out, exist_ok=True)
+    Path(out, "speed.md").write_text(markdown)
+    Path(out, "speed.json").write_text(
+        json.dumps(_finite_or_none(result), indent=1, default=_json_default))
+    log("")
+    log(markdown)
+    log(f"wrote {Path(out, 'speed.md')} and {Path(out, 'speed.json')}")
+    return result
+
+
+def shuffle_comparison(estimator_cls, X, y, X_test, y_test, seed, log_loss):
+    param, values, note = shuffle_variants(estimator_cls)
+    runs = []
+    for value in values:
+        losses, starts = [], []
+        for epochs in (1, 2, 3):
+            est = estimator_cls(optimizer="adagrad", max_iter=epochs, random_state=seed,
+                                **{param: value})
+            with EpochClock() as clock:
+                fit_seconds(est, X, y)
+            starts = [c[0] for c in clock.calls]
+            proba = est.predict_proba(X_test)
+            losses.append(float(log_loss(y_test, proba, labels=est.classes_)))
+        runs.append({"value": value, "test_log_loss": losses,
+                     "seconds_per_epoch": _median(np.diff(starts)) if len(starts) > 1
+                     else float("nan")})
+    return {"parameter": param, "runs": runs, "note": note}
+
+
+def scaling(estimator_cls, X, y, repeats, seed):
+    n = X.shape[0]
+    rows = []
+    for frac, label in ((8, "1/8"), (4, "1/4"), (2, "1/2"), (1, "all")):
+        m = n // frac
+        Xm, ym = (X, y) if frac == 1 else first_rows(X, y, m)
+        timing, _, _ = estimator_epochs(
+            lambda it: estimator_cls(optimizer="adagrad", max_iter=it, n_jobs=1,
+                                     random_state=seed),
+            Xm, ym, repeats)
+        sec, every = timing["seconds_per_epoch"], timing["all"]
+        rows.append({"fraction": label, "rows": int(Xm.shape[0]), "nnz": int(Xm.nnz),
+                     "seconds_per_epoch": sec, "ns_per_nnz": sec / Xm.nnz * 1e9,
+                     "all": every})
+    return {"rows": rows,
+            "ratio_all_to_eighth": rows[-1]["seconds_per_epoch"] / rows[0]["seconds_per_epoch"],
+            "nnz_ratio": rows[-1]["nnz"] / rows[0]["nnz"]}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _finite_or_none(value):
+    """NaN and infinities as JSON null (``json`` would write the non-standard NaN)."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _fmt_dict(d):
+    return ", ".join(f"{k} {v:.2f} s" for k, v in d.items())
+
+
+def _s(x):
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
+
+
+def _mb(b):
+    return f"{b / 1e6:.1f} MB"
+
+
+def report(r):
+    m = r["machine"]
+    d = r["data"]
+    lines = [
+        "# sparseopt speed benchmark",
+        "",
+        f"- Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable); "
+        f"Python {m['python']}, numpy {m['numpy']}, scipy {m['scipy']}, numba "
+        f"{m['numba']}, scikit-learn {m['sklearn']}; sparseopt {m['sparseopt']} "
+        f"(git {m['git']}).",
+        f"- Load average (1, 5, 15 min): {r['load_start']} at start, {r['load_end']} at "
+        f"end. With a 1-minute load above the number of cores, other jobs share the CPU "
+        f"and every time below is inflated.",
+        f"- Data: {d['description']}. X: {d['shape'][0]:,} x {d['shape'][1]:,}, "
+        f"{d['nnz']:,} nonzeros ({d['nnz'] / max(d['shape'][0], 1):.2f} per row), "
+        f"{_mb(d['bytes'])} (data+indices+indptr); positive rate {d['positive_rate']:.2%}.",
+        f"- Seconds per epoch of sparseopt: estimator defaults, random_state="
+        f"{r['config']['seed']}, {r['config']['repeats']} fits of {FIT_EPOCHS} epochs "
+        f"(fewer past {BUDGET:.0f} s, never fewer than {MIN_FITS}: see the epochs column); "
+        f"median over their epochs 2 and 3 of the time from the start of an epoch to the "
+        f"start of the next (all the estimator does per epoch: shuffle, kernel, objective, "
+        f"checks). Kernel: the `LazyModel.run_epoch` calls of the same epochs. "
+        f"SGDClassifier: median over {r['sgdclassifier']['pairs']} pairs of "
+        f"(fit(max_iter=3) - fit(max_iter=1)) / 2. First fit: "
+        f"this process's first fit of the optimizer on "
+        f"{r['first_fit_in_process']['rows']:,} rows (Numba compilation, "
+        f"or cache load: the cache {r['machine']['numba_cache_dir']} had "
+        f"{r['first_fit_in_process']['numba_index_files_before']} index files before).",
+        "",
+        "| method | n_jobs | s/epoch | ns/nnz | x SGDClassifier | x mat-vec | kernel s/epoch "
+        "| first fit s | timed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    mv = r["matvec"]["seconds"]
+    sg = r["sgdclassifier"]["seconds_per_epoch"]
+    nnz = d["nnz"]
+    lines.append(f"| mat-vec `X @ w` (floor, median of {MATVEC_REPEATS}) | | {_s(mv)} | "
+                 f"{_s(mv / nnz * 1e9)} | {_s(mv / sg)} | 1 | | | {MATVEC_REPEATS} calls |")
+    lines.append(f"| SGDClassifier(loss=\"log_loss\") | | {_s(sg)} | {_s(sg / nnz * 1e9)} | "
+                 f"1 | {_s(sg / mv)} | | | {r['sgdclassifier']['pairs']} pairs |")
+    for opt, e in r["optimizers"].items():
+        if "error" in e:
+            lines.append(f"| {opt} | | **failed**: {e['error']} | | | | | "
+                         f"{_s(e['first_fit_seconds'])} | |")
+            continue
+        for n_jobs in (1, -1):
+            x = e[f"n_jobs={n_jobs}"]
+            k = e.get(f"kernel n_jobs={n_jobs}")
+            kernel = _s(k["seconds_per_epoch"]) if k else ""
+            ff = _s(e["first_fit_seconds"]) if n_jobs == 1 else ""
+            lines.append(f"| {opt} | {n_jobs} | {_s(x['seconds_per_epoch'])} | "
+                         f"{_s(x['ns_per_nnz'])} | {_s(x['vs_sgdclassifier'])} | "
+                         f"{_s(x['vs_matvec'])} | {kernel} | {ff} | {len(x['all'])} epochs |")
+    same = [o for o, e in r["optimizers"].items() if e.get("n_jobs_same_coef")]
+    lines += [
+        "",
+        f"n_jobs=-1 gave the same coefficients as n_jobs=1 for: "
+        f"{', '.join(same) if same else 'none'}.",
+    ]
+
+    lines += _shuffle_lines(r["shuffle"])
+    lines += _startup_lines(r["startup"])
+    lines += _memory_lines(r["memory"])
+    lines += _scaling_lines(r["scaling"], d)
+    if r["errors"]:
+        lines += ["", "## Failures", ""] + [f"- {e}" for e in r["errors"]]
+    parts = ", ".join(f"{k} {v:.0f}" for k, v in r["section_seconds"].items())
+    lines += ["", f"Run: {r['wall_seconds']:.0f} s wall ({parts}), {r['cpu_seconds']:.0f} s "
+              f"CPU (this process and its children).", ""]
+    return "\n".join(lines)
+
+
+def _failed(title, section):
+    return ["", f"## {title}", "", f"**failed**: {section['error']}"]
+
+
+def _shuffle_lines(sh):
+    title = "Shuffle (adagrad, test log loss after each epoch)"
+    if "error" in sh:
+        return _failed(title, sh)
+    lines = ["", f"## {title}", "",
+              f"{sh['note']}.", "",
+              f"| {sh['parameter']} | 1 epoch | 2 epochs | 3 epochs | s/epoch |",
+              "|---|---|---|---|---|"]
+    for run in sh["runs"]:
+        ll = run["test_log_loss"]
+        lines.append(f"| {run['value']!r} | {ll[0]:.5f} | {ll[1]:.5f} | {ll[2]:.5f} | "
+                     f"{_s(run['seconds_per_epoch'])} |")
+    return lines
+
+
+def _startup_lines(st):
+    title = "Start-up in a fresh process"
+    if "error" in st:
+        return _failed(title, st)
+    cold, warm = st["cold"], st["warm"]
+    lines = ["", f"## {title}", "",
+              f"First fit: `SparseClassifier(random_state=0)` ({cold['first_fit_optimizer']}, "
+              f"max_iter={cold['first_fit_max_iter']}) on {st['rows']:,} rows. Process: "
+              f"the child's whole life, interpreter start included; its CPU seconds depend "
+              f"less on other jobs than its wall seconds.", "",
+              "| Numba cache | import sparseopt | from sparseopt import SparseClassifier | "
+              "first fit | all 7 optimizers' first fits | process wall | process CPU |",
+              "|---|---|---|---|---|---|---|"]
+    for name, c in (("empty", cold), ("warm", warm)):
+        lines.append(f"| {name} | {_s(c['import_sparseopt'])} | {_s(c['import_estimator'])} "
+                     f"| {_s(c['first_fit'])} | {_s(c['all_first_fits'])} | "
+                     f"{_s(c['process_wall'])} | {_s(c['process_cpu'])} |")
+    lines += ["", f"Compile time of all optimizers together (empty cache, same child, first "
+              f"fit of each): **{_s(cold['all_first_fits'])} s** "
+              f"({_fmt_dict(cold['first_fits'])}; adamw shares adam's kernel)."]
+    return lines
+
+
+def _memory_lines(mem):
+    title = "Peak memory of a 1-epoch adagrad fit (child process)"
+    if "error" in mem:
+        return _failed(title, mem)
+    key = "VmHWM" if mem["peak_reset"] and "VmHWM" in mem["after_fit"] else "ru_maxrss"
+    base, before, after = (mem[k][key] for k in ("baseline", "before_fit", "after_fit"))
+    grow = after - before
+    lines = ["", f"## {title}", "",
+             f"- Peak RSS ({key}"
+             + (", reset after the imports" if key == "VmHWM" else "") + f"): {_mb(base)} "
+             f"after the imports, {_mb(before)} with X loaded (+{_mb(before - base)}), "
+             f"{_mb(after)} after the fit: **+{_mb(grow)}** for the fit.",
+             f"- X: {_mb(mem['x_bytes'])}; model state (weights, optimizer slots, "
+             f"timestamps): {_mb(mem['model_state_bytes'])}; coef_: "
+             f"{_mb(mem['coef_bytes'])}.",
+             f"- Fit's peak increase / X = {grow / mem['x_bytes']:.2f}; / model state = "
+             f"{grow / max(mem['model_state_bytes'], 1):.2f}."]
+    if key == "VmHWM":
+        lines.append(
+            f"- `ru_maxrss` as reported (it may include the parent's peak at spawn): "
+            f"{_mb(mem['before_fit']['ru_maxrss'])} before the fit, "
+            f"{_mb(mem['after_fit']['ru_maxrss'])} after.")
+    return lines
+
+
+def _scaling_lines(sc, d):
+    title = "Time against data size (adagrad, n_jobs=1)"
+    if "error" in sc:
+        return _failed(title, sc)
+    lines = ["", f"## {title}", "",
+              "| rows | nnz | s/epoch | ns/nnz | timed epochs |", "|---|---|---|---|---|"]
+    for row in sc["rows"]:
+        lines.append(f"| {row['fraction']} ({row['rows']:,}) | {row['nnz']:,} | "
+                     f"{_s(row['seconds_per_epoch'])} | {_s(row['ns_per_nnz'])} | "
+                     f"{len(row['all'])} |")
+    ratio, nnz_ratio = sc["ratio_all_to_eighth"], sc["nnz_ratio"]
+    if ratio < 0.9 * nnz_ratio:
+        why = (f"below it: a per-epoch cost that does not grow with the rows, e.g. work "
+               f"over all {d['shape'][1]:,} columns")
+    elif ratio > 1.1 * nnz_ratio:
+        why = ("above it: each nonzero costs more on more rows, e.g. more distinct columns "
+               "touched and fewer of their records in cache")
+    else:
+        why = "about linear"
+    lines += ["", f"all / (1/8): **{ratio:.2f}** (nonzeros {nnz_ratio:.2f}x; {why})."]
+    return lines
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python -m bench.speed",
+        description="Speed of every sparseopt optimizer against scikit-learn's "
+        "SGDClassifier and a CSR mat-vec; start-up, compile time, memory and scaling. "
+        "Writes speed.md and speed.json.")
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help=f"PyPI TSV or svmlight file (default: {FULL_DATA} if it exists, "
+                   "else a generated matrix of the same shape; 'generated' forces that)")
+    p.add_argument("--out", default="bench/results",
+                   help="output directory (default: %(default)s)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a generated matrix of {QUICK_ROWS:,} rows: every part, quickly")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed fits (pairs of fits for SGDClassifier) per measurement, "
+                   ">= 3 "
+                   "(default: 5, with --quick 3)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    args = p.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 5
+    if args.repeats < 3:
+        p.error("--repeats must be >= 3")
+    if args.quick and args.data is not None:
+        p.error("--quick runs on a generated matrix: drop --data")
+    if args.data is None and not args.quick and FULL_DATA.exists():
+        args.data = str(FULL_DATA)
+    if args.data not in (None, "generated") and not Path(args.data).exists():
+        p.error(f"--data {args.data}: no such file")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    result = run(data=args.data, out=args.out, quick=args.quick, repeats=args.repeats,
+                 seed=args.seed)
+    if result["errors"]:
+        print(f"{len(result['errors'])} part(s) failed (see Failures above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

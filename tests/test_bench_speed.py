@@ -1,0 +1,70 @@
+"""The speed benchmark runs end to end (``python -m bench.speed --quick``) and writes its
+results. Nothing here asserts how fast anything is: benchmarks are not timed unit tests.
+
+The run inherits the environment (in particular ``NUMBA_CACHE_DIR``). It compiles every
+kernel once more in a child process with an empty Numba cache (that is one of its
+measurements), so it takes about a minute on an idle two-core machine, more under load.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "ftrl")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench_speed_quick")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.speed", "--quick", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200,
+    )
+    return proc, out
+
+
+def _positive(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def test_exit_status(quick_run):
+    proc, _ = quick_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_every_optimizer_has_finite_positive_seconds(quick_run):
+    proc, out = quick_run
+    result = json.loads((out / "speed.json").read_text())
+    assert set(result["optimizers"]) == set(OPTIMIZERS)
+    for opt in OPTIMIZERS:
+        entry = result["optimizers"][opt]
+        assert "error" not in entry, (opt, entry["error"])
+        for key in ("n_jobs=1", "n_jobs=-1", "kernel"):
+            assert _positive(entry[key]["seconds_per_epoch"]), (opt, key, entry[key])
+            assert _positive(entry[key]["ns_per_nnz"]), (opt, key, entry[key])
+        assert _positive(entry["first_fit_seconds"]), (opt, entry)
+
+
+def test_report_has_every_part(quick_run):
+    _, out = quick_run
+    result = json.loads((out / "speed.json").read_text())
+    assert result["errors"] == []
+    for key in ("machine", "load_start", "load_end", "data", "matvec", "sgdclassifier",
+                "shuffle", "startup", "memory", "scaling"):
+        assert key in result, key
+    assert _positive(result["matvec"]["seconds"])
+    assert _positive(result["sgdclassifier"]["seconds_per_epoch"])
+    assert _positive(result["startup"]["cold"]["all_first_fits"])
+    markdown = (out / "speed.md").read_text()
+    assert "| method | n_jobs | s/epoch |" in markdown
+    for opt in OPTIMIZERS:
+        assert f"| {opt} | 1 |" in markdown

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression, SGDClassifier
@@ -102,17 +103,18 @@ def study(name, X_train, X_test, y_train, y_test, grids, Cs):
         for eta0 in grid["eta0"]:
             for eps in grid["epsilon"]:
                 for alpha in grid["alpha"]:
+                    params = dict(optimizer=optimizer, eta0=eta0, epsilon=eps, alpha=alpha,
+                                  random_state=0)
                     add(optimizer, f"eta0={eta0:g} epsilon={eps:g} alpha={alpha:g}",
-                        curve(lambda: SparseClassifier(optimizer=optimizer, eta0=eta0,
-                                                       epsilon=eps, alpha=alpha,
-                                                       random_state=0),
+                        curve(partial(SparseClassifier, **params),
                               X_train, y_train, X_test, y_test))
     return result
 
 
 def main(argv=None):
-    from .data_io import load_pypi
     from sparseopt.datasets import make_sparse_classification
+
+    from .data_io import load_pypi
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pypi", default=SHARED, help="full pypi_popular TSV (optional)")

@@ -175,7 +175,7 @@ class _SparseLinear(BaseEstimator):
             except ImportError:
                 bar = None
         done = 0
-        for epoch in epochs:
+        for _ in epochs:
             start = time.perf_counter()
             order = (rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.int64)
             total = model.run_epoch(X, y, sample_weight, order, settings)

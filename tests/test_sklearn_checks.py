@@ -1,6 +1,5 @@
 """scikit-learn's own estimator checks, for both estimators, defaults and every optimizer."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sparseopt import SparseClassifier, SparseRegressor

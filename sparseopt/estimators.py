@@ -228,13 +228,16 @@ class _SparseLinear(BaseEstimator):
             X, X_val, y, y_val, sample_weight, sw_val = self._validation_split(
                 X, y, sample_weight
             )
-        previous = self._model.copy()
         try:
             n_iter = self._run_epochs(X, y, sample_weight, n_epochs, settings, stop_early,
                                       X_val, y_val, sw_val)
         except DivergenceError:
-            self._model = previous
-            for attr in ("coef_", "intercept_", "t_", "n_iter_"):
+            # Unfitted, not full of NaN: the state is gone, a next fit starts afresh. (No
+            # copy of the state is kept to restore: it would double the memory of every
+            # fit and cost a model-sized copy per partial_fit call.)
+            for attr in ("_model", "coef_", "intercept_", "t_", "n_iter_", "classes_",
+                         "loss_curve_", "n_epochs_done_", "n_features_in_",
+                         "feature_names_in_"):
                 if hasattr(self, attr):
                     delattr(self, attr)
             raise

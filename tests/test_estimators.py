@@ -351,3 +351,16 @@ def test_divergence_names_the_epoch_and_leaves_the_model_unfitted():
     with pytest.raises(DivergenceError, match=r"epoch 1.*smaller eta0"):
         reg.fit(X, y.astype(float) * 1e150)
     assert not hasattr(reg, "coef_")
+    with pytest.raises(Exception, match="not fitted"):
+        reg.predict(X)
+    # After a divergence in partial_fit the model is unfitted too, and a new start works.
+    X2, y2 = sparse_problem()
+    clf = SparseClassifier(optimizer="sgd", learning_rate="constant", eta0=1.0)
+    clf.partial_fit(X2, y2, classes=[0, 1])
+    with pytest.raises(DivergenceError):
+        clf.partial_fit(X2 * 1e300, y2)
+    assert not hasattr(clf, "coef_")
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X2, y2)
+    clf.partial_fit(X2, y2, classes=[0, 1])
+    assert np.all(np.isfinite(clf.coef_))

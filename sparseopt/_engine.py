@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _kernels, _spec
 from .losses import dloss_at
-from .rules import RULES
+from .rules import RULES, sgd
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,11 @@ def make_settings(
             "untouched weights move between touches and the lazy average would not be exact"
         )
     eta0 = rule.default_eta0 if eta0 is None else float(eta0)
-    for name, value in [("eta0", eta0), ("epsilon", epsilon), ("ftrl_beta", ftrl_beta)]:
-        if not (math.isfinite(value) and value > 0.0) and not (name == "ftrl_beta" and value == 0):
+    for name, value in [("eta0", eta0), ("epsilon", epsilon)]:
+        if not (math.isfinite(value) and value > 0.0):
             raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     for name, value in [("alpha (L2)", lam), ("alpha (L1)", lam1), ("power_t", power_t),
-                        ("epsilon_loss", epsilon_loss)]:
+                        ("epsilon_loss", epsilon_loss), ("ftrl_beta", ftrl_beta)]:
         if not (math.isfinite(value) and value >= 0.0):
             raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
     for name, value in [("beta_1", beta_1), ("beta_2", beta_2), ("rho", rho)]:
@@ -196,14 +196,10 @@ class LazyModel:
 
     def averaged_coef(self):
         """Polyak average of the weights over the averaged steps, (n_features, n_outputs)."""
-        from .rules import sgd
-
         n = max(self.n_averaged, 1)
         return (self.P[:, :, 0] * self.G[_spec.G_SCALE_SUM] - self.P[:, :, sgd.AVG]) / n
 
     def averaged_intercept(self):
-        from .rules import sgd
-
         n = max(self.n_averaged, 1)
         return (self.B[0, :, 0] * self.n_averaged - self.B[0, :, sgd.AVG]) / n
 

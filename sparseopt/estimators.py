@@ -18,8 +18,9 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from . import _engine
+from . import _engine, _spec
 from ._validation import as_kernel_csr, check_sample_weight
+from .losses import row_loss_grad
 from .rules import RULES
 
 OPTIMIZERS = tuple(RULES) + ("adamw",)
@@ -142,8 +143,6 @@ class _SparseLinear(BaseEstimator):
         return as_kernel_csr(X)
 
     def _objective(self, model, settings, total_loss, n_samples):
-        from . import _spec
-
         w = model.coef
         hp = settings.hp
         penalty = 0.5 * hp[_spec.LAM] * float(np.sum(w * w)) + hp[_spec.LAM1] * float(
@@ -288,9 +287,6 @@ class _SparseLinear(BaseEstimator):
 
 
 def _mean_loss_of_margins(loss, margins, y, sample_weight, epsilon_loss):
-    from . import _spec
-    from .losses import row_loss_grad
-
     loss_id = _spec.LOSSES[loss]
     dl = np.empty(margins.shape[1])
     total = 0.0

@@ -13,6 +13,7 @@ all K outputs together (softmax).
 
 import math
 
+import numpy as np
 from numba import njit
 
 from . import _spec
@@ -164,8 +165,6 @@ def row_loss_grad(loss_id, z, y, c, dl):
 
 def dloss_at(loss, z, y, c=0.1):
     """Derivative of a scalar loss at one margin, in plain Python (for schedules)."""
-    import numpy as np
-
     zz = np.array([float(z)])
     dl = np.zeros(1)
     row_loss_grad(_spec.LOSSES[loss], zz, float(y), float(c), dl)

@@ -180,17 +180,17 @@ class _SparseLinear(BaseEstimator):
             total = model.run_epoch(X, y, sample_weight, order, settings)
             objective = self._objective(model, settings, total, n)
             done += 1
-            self.n_epochs_done_ = getattr(self, "n_epochs_done_", 0) + 1
+            epoch_number = len(self.loss_curve_) + 1  # counted across fit/partial_fit calls
             if not (model.is_finite() and math.isfinite(objective)):
                 raise DivergenceError(
-                    f"training diverged in epoch {self.n_epochs_done_}: the weights or the "
+                    f"training diverged in epoch {epoch_number}: the weights or the "
                     f"loss are no longer finite; try a smaller eta0 (now "
                     f"{settings.hp[0]:g})"
                 )
             self.loss_curve_.append(objective)
             seconds = time.perf_counter() - start
             if self.verbose:
-                line = (f"Epoch {self.n_epochs_done_}: objective {objective:.6g}, "
+                line = (f"Epoch {epoch_number}: objective {objective:.6g}, "
                         f"{seconds:.3f} s")
                 if bar is not None:
                     bar.update(1)
@@ -221,7 +221,6 @@ class _SparseLinear(BaseEstimator):
             self._model = _engine.LazyModel(settings.optimizer, X.shape[1], n_outputs)
             self._rng = check_random_state(self.random_state)
             self.loss_curve_ = []
-            self.n_epochs_done_ = 0
         X_val = y_val = sw_val = None
         if stop_early and self.early_stopping:
             X, X_val, y, y_val, sample_weight, sw_val = self._validation_split(
@@ -235,7 +234,7 @@ class _SparseLinear(BaseEstimator):
             # copy of the state is kept to restore: it would double the memory of every
             # fit and cost a model-sized copy per partial_fit call.)
             for attr in ("_model", "coef_", "intercept_", "t_", "n_iter_", "classes_",
-                         "loss_curve_", "n_epochs_done_", "n_features_in_",
+                         "loss_curve_", "n_features_in_",
                          "feature_names_in_"):
                 if hasattr(self, attr):
                     delattr(self, attr)

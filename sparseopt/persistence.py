@@ -33,7 +33,6 @@ def save(model, path):
         "optimizer": model._model.optimizer,
         "n_iter": int(model.n_iter_),
         "loss_curve": [float(v) for v in model.loss_curve_],
-        "n_epochs_done": int(model.n_epochs_done_),
     }
     arrays = {name: getattr(model._model, name) for name in _STATE}
     arrays["coef"] = np.asarray(model.coef_.toarray() if hasattr(model.coef_, "toarray")
@@ -74,7 +73,6 @@ def load(path):
         model.n_iter_ = meta["n_iter"]
         model.t_ = meta["t"]
         model.loss_curve_ = meta["loss_curve"]
-        model.n_epochs_done_ = meta["n_epochs_done"]
         from sklearn.utils import check_random_state
 
         model._rng = check_random_state(model.random_state)

@@ -6,6 +6,7 @@
 
 import math
 import numbers
+import os
 import sys
 import time
 
@@ -77,10 +78,14 @@ class _SparseLinear(BaseEstimator):
         _check_number("validation_fraction", self.validation_fraction, low=0.0, high=1.0,
                       low_open=True)
         _check_number("verbose", self.verbose, low=0, integer=True)
-        if self.n_jobs is not None and self.n_jobs not in (1, -1) and (
-            not isinstance(self.n_jobs, numbers.Integral) or self.n_jobs == 0
+        if self.n_jobs is not None and not (
+            isinstance(self.n_jobs, numbers.Integral) and (self.n_jobs == -1 or self.n_jobs > 0)
         ):
             raise ValueError(f"n_jobs must be None, -1 or a positive int, got {self.n_jobs!r}")
+        if not (isinstance(self.shuffle, (bool, np.bool_))
+                or (isinstance(self.shuffle, str) and self.shuffle in ("blocks", "rows"))):
+            raise ValueError(
+                f"shuffle must be True, False, 'blocks' or 'rows', got {self.shuffle!r}")
         if self.learning_rate is not None:
             _check_choice("learning_rate", self.learning_rate,
                           ("constant", "invscaling", "optimal"))
@@ -135,6 +140,12 @@ class _SparseLinear(BaseEstimator):
 
     # -- the epoch loop -------------------------------------------------------------------
 
+    def _n_threads(self):
+        """Threads for the epoch loop: 1 (deterministic) unless n_jobs asks for more."""
+        if self.n_jobs is None or self.n_jobs == 1:
+            return 1
+        return (os.cpu_count() or 1) if self.n_jobs == -1 else int(self.n_jobs)
+
     def _validate_X(self, X, reset):
         X = validate_data(
             self, X, accept_sparse=["csr", "csc", "coo"], dtype=[np.float64, np.float32],
@@ -176,8 +187,8 @@ class _SparseLinear(BaseEstimator):
         done = 0
         for _ in epochs:
             start = time.perf_counter()
-            order = (rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.int64)
-            total = model.run_epoch(X, y, sample_weight, order, settings)
+            order = _engine.row_order(n, self.shuffle, rng)
+            total = model.run_epoch(X, y, sample_weight, order, settings, self._n_threads())
             objective = self._objective(model, settings, total, n)
             done += 1
             epoch_number = len(self.loss_curve_) + 1  # counted across fit/partial_fit calls
@@ -333,7 +344,14 @@ default="adagrad"
         Monitor the loss on a held-out ``validation_fraction`` instead of the training
         objective.
     validation_fraction : float, default=0.1
-    shuffle : bool, default=True
+    shuffle : bool, "blocks" or "rows", default=True
+        The order of the rows in each epoch. True (= "blocks"): blocks of 256
+        consecutive rows in a random order, rows within a block in order; as fast as no
+        shuffling, about twice as fast as "rows" on large data, with the same accuracy on
+        pypi_popular (``python -m bench.speed`` shows both). If the rows are sorted (by
+        label or by time), neighbours stay together within a block: then "rows", a new
+        permutation of all rows each epoch (as SGDClassifier does), or shuffle the data
+        once before fitting. False: rows in the given order.
     random_state : int, RandomState or None, default=None
     warm_start : bool, default=False
     average : bool or int, default=False
@@ -343,7 +361,11 @@ default="adagrad"
     verbose : int, default=0
         One line per epoch (with a tqdm progress bar when tqdm is installed).
     n_jobs : int or None, default=None
-        Accepted for API compatibility; training currently uses one thread.
+        Threads of the epoch loop. None or 1: one thread, deterministic for a given
+        ``random_state``. -1 (all cores) or k > 1: Hogwild, lock-free threads over
+        blocks of rows that race on the weights by design (Niu et al. 2011); results
+        then vary from run to run within the noise of the optimizer. Averaging
+        (``average``) always runs on one thread.
 """
 
 

@@ -10,11 +10,12 @@ per nonzero.
 
 from dataclasses import dataclass
 
+import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
 from .. import _spec
-from . import adadelta, adagrad, adam, ftrl, rmsprop, sgd
+from . import adadelta, adagrad, adam, ftrl, powers, rmsprop, sgd
 
 SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, FTRL = 0, 1, 2, 3, 4, 5
 
@@ -85,22 +86,55 @@ def decay_strength(RULE, lam):
     return 0.0 if RULE == FTRL else lam
 
 
+def catch_up_table(RULE, hp, c):
+    """Numbers a rule's catch-up reads often, computed once per epoch.
+
+    RMSProp and Adadelta: powers of ``rho`` (``powers.power_table``). Adam: powers and
+    the sums of its closed-form catch-up (``adam.catch_up_table``). Others: an empty
+    array. ``c`` is the constant per-step decay. Only callable from compiled code, with a
+    literal ``RULE``.
+    """
+
+
+def _no_table(RULE, hp, c):
+    return np.zeros((0, 0))
+
+
+def _table_rho(RULE, hp, c):
+    return powers.power_table(np.array([hp[_spec.RHO]]))
+
+
+def _table_adam(RULE, hp, c):
+    return adam.catch_up_table(hp[_spec.BETA1], hp[_spec.BETA2], c)
+
+
+_TABLE = (_no_table, _no_table, _table_rho, _table_rho, _table_adam, _no_table)
+
+
+@overload(catch_up_table, prefer_literal=True)
+def _overload_catch_up_table(RULE, hp, c):
+    if isinstance(RULE, types.IntegerLiteral):
+        return _TABLE[RULE.literal_value]
+    return None
+
+
 @njit(cache=True, inline="always", error_model="numpy")
-def feature_decay(RULE, missed, hp):
+def feature_decay(RULE, missed, hp, table):
     """Factor that ``missed`` zero-gradient steps apply to a timestamped rule's averages."""
     if RULE == RMSPROP or RULE == ADADELTA:
-        return hp[_spec.RHO] ** float(missed)
+        return powers.power(table, 0, hp[_spec.RHO], missed)
     return 1.0
 
 
-def catch_up(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+def catch_up(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total, table):
     """Bring weight (j, k) up to date over ``missed`` steps without gradient.
 
     ``last`` is the step of its previous touch, ``decay`` the result of
     ``feature_decay``, ``inv_scale`` 1/scale at the end of the missed steps, ``c`` the
     per-step decay factor (constant for the rules that need it), ``l1_total`` the running
-    L1 total at the end of the missed steps. Only callable from compiled code, with a
-    literal ``RULE``: the overload below types the one rule's body alone.
+    L1 total at the end of the missed steps, ``table`` the rule's ``catch_up_table``. Only
+    callable from compiled code, with a literal ``RULE``: the overload below types the one
+    rule's body alone.
     """
 
 
@@ -113,28 +147,28 @@ def step(RULE, P, j, k, g, eta, inv_scale, lam1, lam2, hp, bc1, bc2, l1_total):
     """
 
 
-def _catch_up_sgd(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+def _catch_up_sgd(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total, table):
     sgd.catch_up(P, j, k, hp[_spec.LAM1], l1_total)
 
 
-def _catch_up_adagrad(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+def _catch_up_adagrad(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total, table):
     adagrad.catch_up(P, j, k, hp[_spec.LAM1], hp[_spec.EPS], l1_total)
 
 
-def _catch_up_rmsprop(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+def _catch_up_rmsprop(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total, table):
     rmsprop.catch_up(P, j, k, decay)
 
 
-def _catch_up_adadelta(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+def _catch_up_adadelta(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total, table):
     adadelta.catch_up(P, j, k, decay)
 
 
-def _catch_up_adam(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+def _catch_up_adam(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total, table):
     adam.catch_up(P, j, k, missed, last, eta, inv_scale, c, hp[_spec.BETA1], hp[_spec.BETA2],
-                  hp[_spec.EPS])
+                  hp[_spec.EPS], table)
 
 
-def _catch_up_ftrl(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+def _catch_up_ftrl(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total, table):
     pass
 
 
@@ -170,14 +204,14 @@ _STEP = (_step_sgd, _step_adagrad, _step_rmsprop, _step_adadelta, _step_adam, _s
 
 # Only the chosen rule's body is typed and compiled: these overloads accept the rule code
 # only as a literal (the kernels pass a module constant) and return that rule's function.
-@overload(catch_up, prefer_literal=True)
-def _overload_catch_up(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total):
+@overload(catch_up, prefer_literal=True, inline="always")
+def _overload_catch_up(RULE, P, j, k, missed, last, decay, eta, inv_scale, c, hp, l1_total, table):
     if isinstance(RULE, types.IntegerLiteral):
         return _CATCH_UP[RULE.literal_value]
     return None
 
 
-@overload(step, prefer_literal=True)
+@overload(step, prefer_literal=True, inline="always")
 def _overload_step(RULE, P, j, k, g, eta, inv_scale, lam1, lam2, hp, bc1, bc2, l1_total):
     if isinstance(RULE, types.IntegerLiteral):
         return _STEP[RULE.literal_value]

@@ -22,14 +22,14 @@ N_STORED_UNITS = 1
 W, V, DELTA = 0, 1, 2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def catch_up(P, j, k, decay):
     """``decay`` is ``rho**missed``, computed once per feature."""
     P[j, k, V] *= decay
     P[j, k, DELTA] *= decay
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def step(P, j, k, g, eta, inv_scale, rho, eps):
     v = rho * P[j, k, V] + (1.0 - rho) * g * g
     P[j, k, V] = v

@@ -22,7 +22,7 @@ N_STORED_UNITS = 2  # w and snap scale with the global weight-decay scale
 W, SNAP, V = 0, 1, 2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def soft_threshold(P, j, k, threshold):
     w = P[j, k, W]
     if w > threshold:
@@ -33,7 +33,7 @@ def soft_threshold(P, j, k, threshold):
         P[j, k, W] = 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def catch_up(P, j, k, lam1, eps, l1_total):
     if lam1 > 0.0:
         owed = l1_total - P[j, k, SNAP]
@@ -41,7 +41,7 @@ def catch_up(P, j, k, lam1, eps, l1_total):
         P[j, k, SNAP] = l1_total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def step(P, j, k, g, eta, inv_scale, lam1, eps, l1_total):
     v = P[j, k, V] + g * g
     P[j, k, V] = v

@@ -15,15 +15,24 @@ to rounding. This is Adam; the "frozen moments" variant of PyTorch's ``SparseAda
 different optimizer and is not offered.
 
 Once both bias corrections are 1 in floating point (after about 37,000 steps with the
-default betas) and ``eps`` is small against ``sqrt(v)`` over the steps that matter, the
-sum is a short series of geometric sums with closed forms (``geometric_catch_up``), a
-handful of operations instead of hundreds of loop turns. Where either condition fails
-the loop runs.
+default betas), the sum needs no loop. Step i of a gap moves the stored weight by
+``B * r**i / (sqrt(v)*q**i + eps)`` (``r = b1/c``, ``q = sqrt(b2)``). Writing the
+denominator as ``(sqrt(v) + eps) * (1 - rho*d_i)`` with ``rho = sqrt(v)/(sqrt(v) + eps)``
+and ``d_i = 1 - q**i`` gives ``B/(sqrt(v) + eps) * sum_n rho**n * M_n(L)`` with
+``M_n(L) = sum_{i<=L} r**i * d_i**n``: numbers that depend on the betas and the gap
+length only, tabulated once per epoch (``catch_up_table``). The weights ``r**i`` die
+out long before ``d_i`` grows, so a dozen positive terms reach rounding for the default
+betas (the table is built only where they do), at any ``eps``. For other betas, two
+alternating expansions (``geometric_catch_up``) cover eps small or large against
+sqrt(v); where none is exact to rounding, the loop runs.
 """
 
 import math
 
+import numpy as np
 from numba import njit
+
+from .powers import power, power_table
 
 NAME = "adam"
 SLOTS = ("w", "m", "v")
@@ -40,6 +49,58 @@ _BIAS_FREE = 2.0**-54
 # The expansion 1/(1+x) = 1 - x + x^2 - ... is used only while x stays below this.
 _MAX_X = 0.2
 _MAX_TERMS = 30
+# The table's series: at most this many terms, built only if its last term is below
+# _TABLE_TOL of its first for every gap length (with rho = 1, the worst case).
+_TABLE_TERMS = 24
+_TABLE_TOL = 1e-17
+
+
+@njit(cache=True, error_model="numpy")
+def catch_up_table(b1, b2, c):
+    """What ``catch_up`` reads often, computed once per epoch: ``(powers, sums, first)``.
+
+    ``powers`` tabulates ``b1**k, b2**k, c**k`` (``powers.power_table``).
+    ``first`` is the first step whose bias corrections are 1 in float64.
+    ``sums[L, n] = M_n(L) = sum_{i=1..L} (b1/c)**i * (1 - sqrt(b2)**i)**n``, or 0x0. Rows
+    go up to the gap length after which the remaining terms are below 1e-18 of the sum
+    (longer gaps use the last row); columns up to the first ``n`` whose term is below
+    ``_TABLE_TOL`` of ``M_0``. Empty when no such ``n <= _TABLE_TERMS`` exists (then
+    ``catch_up`` uses the other methods).
+    """
+    powers = power_table(np.array([b1, b2, c]))
+    first = 1
+    while not (b1 ** float(first) < _BIAS_FREE and b2 ** float(first) < _BIAS_FREE):
+        first += 1
+    r = b1 / c
+    log_q = 0.5 * math.log(b2)
+    ratio = r / math.exp(log_q)  # the terms' worst-case ratio, (sqrt(v) small)
+    if not (0.0 < ratio < 0.99):
+        return powers, np.zeros((0, 0)), first
+    n_rows = int(math.ceil(math.log(_NEGLIGIBLE * (1.0 - ratio)) / math.log(ratio))) + 1
+    sums = np.zeros((n_rows, _TABLE_TERMS + 1))
+    r_i = 1.0
+    for i in range(1, n_rows):
+        r_i *= r
+        d_i = -math.expm1(i * log_q)  # 1 - q**i without cancellation
+        d_n = 1.0
+        for n in range(_TABLE_TERMS + 1):
+            sums[i, n] = sums[i - 1, n] + r_i * d_n
+            d_n *= d_i
+    longest = sums[n_rows - 1]
+    for n in range(1, _TABLE_TERMS + 1):
+        if longest[n] < _TABLE_TOL * longest[0]:
+            return powers, sums[:, : n + 1].copy(), first
+    return powers, np.zeros((0, 0)), first
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def table_sum(T, L, rho):
+    """``sum_n rho**n * T[L, n]`` by Horner's rule (all terms positive: no cancellation)."""
+    row = min(L, T.shape[0] - 1)
+    total = 0.0
+    for n in range(T.shape[1] - 1, -1, -1):
+        total = total * rho + T[row, n]
+    return total
 
 
 @njit(cache=True, error_model="numpy")
@@ -111,46 +172,62 @@ def geometric_catch_up(u, m, v, missed, eta, inv_scale, c, b1, b2, eps):
 
 
 @njit(cache=True, error_model="numpy")
-def catch_up(P, j, k, missed, last, eta, inv_scale, c, b1, b2, eps):
+def catch_up(P, j, k, missed, last, eta, inv_scale, c, b1, b2, eps, tables):
     """Replay ``missed`` steps with zero gradient after step ``last``.
 
     ``inv_scale`` is 1/scale at the end of the missed steps and ``c`` the constant decay
-    factor of one step; the stored weight moves by ``eta*step_s/scale_s``.
+    factor of one step; the stored weight moves by ``eta*step_s/scale_s``. ``tables`` is
+    ``catch_up_table(b1, b2, c)``.
     """
+    powers, sums, first_bias_free = tables
     m = P[j, k, M]
     v = P[j, k, V]
-    if m != 0.0 and b1 ** (last + 1.0) < _BIAS_FREE and b2 ** (last + 1.0) < _BIAS_FREE:
-        move = geometric_catch_up(P[j, k, W], m, v, missed, eta, inv_scale, c, b1, b2, eps)
-        if not math.isnan(move):
-            P[j, k, W] -= move
+    if m != 0.0 and last + 1 >= first_bias_free:
+        if sums.shape[0] > 0:
+            sqrt_v = math.sqrt(v)
+            B = eta * inv_scale * power(powers, 2, c, missed) * m
+            P[j, k, W] -= B / (sqrt_v + eps) * table_sum(sums, missed, sqrt_v / (sqrt_v + eps))
             m = 0.0  # done: skip the loop below
+        else:
+            move = geometric_catch_up(P[j, k, W], m, v, missed, eta, inv_scale, c, b1, b2,
+                                      eps)
+            if not math.isnan(move):
+                P[j, k, W] -= move
+                m = 0.0
     if m != 0.0:
-        u = P[j, k, W]
-        # Terms relative to the weight shrink by about b1/(c*sqrt(b2)) per step; only
-        # when that ratio is below one may the loop stop before the end.
-        may_stop = b1 < c * math.sqrt(b2)
-        s = last + 1.0
-        p1 = b1**s
-        p2 = b2**s
-        mm = m * b1
-        vv = v * b2
-        to_stored = inv_scale * c ** float(missed - 1)
-        for _ in range(missed):
-            term = eta * to_stored * (mm / (1.0 - p1)) / (math.sqrt(vv / (1.0 - p2)) + eps)
-            u -= term
-            if may_stop and abs(term) <= _NEGLIGIBLE * abs(u):
-                break
-            mm *= b1
-            vv *= b2
-            p1 *= b1
-            p2 *= b2
-            to_stored /= c
-        P[j, k, W] = u
-    P[j, k, M] = P[j, k, M] * b1 ** float(missed)
-    P[j, k, V] = v * b2 ** float(missed)
+        replay_gap(P, j, k, m, v, missed, last, eta, inv_scale, c, b1, b2, eps)
+    P[j, k, M] = P[j, k, M] * power(powers, 0, b1, missed)
+    P[j, k, V] = v * power(powers, 1, b2, missed)
 
 
+# Not inlined: the rare slow path stays out of the epoch loop's body.
 @njit(cache=True, error_model="numpy")
+def replay_gap(P, j, k, m, v, missed, last, eta, inv_scale, c, b1, b2, eps):
+    """The missed steps' moves one by one, until a term is below 1e-18 of the weight."""
+    u = P[j, k, W]
+    # Terms relative to the weight shrink by about b1/(c*sqrt(b2)) per step; only
+    # when that ratio is below one may the loop stop before the end.
+    may_stop = b1 < c * math.sqrt(b2)
+    s = last + 1.0
+    p1 = b1**s
+    p2 = b2**s
+    mm = m * b1
+    vv = v * b2
+    to_stored = inv_scale * c ** float(missed - 1)
+    for _ in range(missed):
+        term = eta * to_stored * (mm / (1.0 - p1)) / (math.sqrt(vv / (1.0 - p2)) + eps)
+        u -= term
+        if may_stop and abs(term) <= _NEGLIGIBLE * abs(u):
+            break
+        mm *= b1
+        vv *= b2
+        p1 *= b1
+        p2 *= b2
+        to_stored /= c
+    P[j, k, W] = u
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def step(P, j, k, g, eta, inv_scale, b1, b2, eps, bc1, bc2):
     """``bc1 = 1 - b1**t`` and ``bc2 = 1 - b2**t`` are computed once per row."""
     m = b1 * P[j, k, M] + (1.0 - b1) * g

@@ -23,7 +23,7 @@ N_STORED_UNITS = 0  # FTRL's L2 is in its closed form: the global decay never ru
 W, Z, N = 0, 1, 2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def step(P, j, k, g, a, beta, lam1, lam2):
     n = P[j, k, N]
     n_new = n + g * g

@@ -43,13 +43,13 @@ def cumulative_l1(P, j, k, budget):
     P[j, k, W] = new
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def catch_up(P, j, k, lam1, l1_total):
     if lam1 > 0.0:
         cumulative_l1(P, j, k, lam1 * l1_total)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def step(P, j, k, g, eta, inv_scale, lam1, l1_total):
     P[j, k, W] -= eta * g * inv_scale
     if lam1 > 0.0:

@@ -1,0 +1,120 @@
+"""Row orders of an epoch (the shuffle modes) and the Hogwild loop (n_jobs != 1)."""
+
+import numpy as np
+import pytest
+from joblib import Parallel, delayed
+from sklearn.metrics import log_loss
+
+from sparseopt import SparseClassifier, _engine
+from sparseopt.datasets import make_sparse_classification
+
+
+@pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 5000])
+@pytest.mark.parametrize("shuffle", [True, "blocks", "rows", False])
+def test_row_order_is_a_permutation(n, shuffle):
+    order = _engine.row_order(n, shuffle, np.random.RandomState(0))
+    assert order.dtype == np.int64
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+
+
+def test_block_order_keeps_blocks_and_shuffles_them():
+    n = 256 * 40 + 17
+    order = _engine.row_order(n, True, np.random.RandomState(0))
+    starts = np.flatnonzero(np.r_[True, np.diff(order) != 1])
+    # every run of consecutive rows is one whole block (the last block is short)
+    assert len(starts) <= 41
+    assert set(order[starts] % 256) == {0}
+    assert not np.array_equal(order, np.arange(n))
+    again = _engine.row_order(n, True, np.random.RandomState(0))
+    np.testing.assert_array_equal(order, again)
+    rows = _engine.row_order(n, "rows", np.random.RandomState(0))
+    assert np.mean(np.diff(rows) == 1) < 0.01
+
+
+@pytest.mark.parametrize("bad", ["full", "block", 2, None])
+def test_bad_shuffle_is_rejected(bad):
+    X, y, _ = make_sparse_classification(200, 2**8, random_state=0)
+    with pytest.raises(ValueError, match="shuffle must be"):
+        SparseClassifier(shuffle=bad).fit(X, y)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "all"])
+def test_bad_n_jobs_is_rejected(bad):
+    X, y, _ = make_sparse_classification(200, 2**8, random_state=0)
+    with pytest.raises(ValueError, match="n_jobs must be"):
+        SparseClassifier(n_jobs=bad).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    X, y, _ = make_sparse_classification(40000, 2**14, random_state=1)
+    return X[:30000], y[:30000], X[30000:], y[30000:]
+
+
+def _test_loss(est, X, y):
+    return log_loss(y, est.predict_proba(X))
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "sgd", "ftrl", "rmsprop"])
+def test_hogwild_matches_one_thread(problem, optimizer):
+    X, y, X_test, y_test = problem
+    one = SparseClassifier(optimizer=optimizer, random_state=0, n_jobs=1).fit(X, y)
+    two = SparseClassifier(optimizer=optimizer, random_state=0, n_jobs=2).fit(X, y)
+    assert two.t_ == one.t_ == 3 * X.shape[0]
+    assert np.isfinite(two.coef_).all()
+    assert not np.array_equal(one.coef_, np.zeros_like(one.coef_))
+    assert _test_loss(two, X_test, y_test) == pytest.approx(
+        _test_loss(one, X_test, y_test), rel=0.005)
+
+
+def test_hogwild_adam_matches_one_thread_on_average(problem):
+    """Adam's test loss moves by 2.5% from seed to seed here: compare means of 3 seeds."""
+    X, y, X_test, y_test = problem
+
+    def mean_loss(n_jobs):
+        return np.mean([_test_loss(SparseClassifier(optimizer="adam", random_state=s,
+                                                    n_jobs=n_jobs).fit(X, y), X_test, y_test)
+                        for s in range(3)])
+
+    assert mean_loss(2) == pytest.approx(mean_loss(1), rel=0.01)
+
+
+def test_one_thread_is_deterministic(problem):
+    X, y, _, _ = problem
+    a = SparseClassifier(random_state=3, n_jobs=None).fit(X, y)
+    b = SparseClassifier(random_state=3, n_jobs=1).fit(X, y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+
+
+def test_hogwild_folds_the_scale_mid_epoch(problem):
+    """A strong decay folds the global scale every few hundred steps: segments."""
+    X, y, X_test, y_test = problem
+    params = dict(optimizer="sgd", learning_rate="constant", eta0=0.05, alpha=0.5,
+                  random_state=0, max_iter=2)
+    one = SparseClassifier(**params).fit(X, y)
+    two = SparseClassifier(**params, n_jobs=-1).fit(X, y)
+    assert np.isfinite(two.coef_).all()
+    assert _test_loss(two, X_test, y_test) == pytest.approx(
+        _test_loss(one, X_test, y_test), rel=0.005)
+
+
+def test_averaging_stays_on_one_thread(problem):
+    X, y, _, _ = problem
+    params = dict(optimizer="sgd", average=True, random_state=0, max_iter=2)
+    one = SparseClassifier(**params).fit(X, y)
+    two = SparseClassifier(**params, n_jobs=-1).fit(X, y)
+    np.testing.assert_array_equal(one.coef_, two.coef_)
+
+
+def test_hogwild_from_joblib_threads(problem):
+    """Several Python threads entering the parallel loop at once must not crash.
+
+    Threads of other fits compete for the two cores here, so one Hogwild lane may run
+    far ahead of the other: the results vary more (up to 0.7% seen) than alone.
+    """
+    X, y, X_test, y_test = problem
+    reference = _test_loss(SparseClassifier(random_state=0).fit(X, y), X_test, y_test)
+    fits = Parallel(n_jobs=3, backend="threading")(
+        delayed(SparseClassifier(random_state=s, n_jobs=-1).fit)(X, y) for s in range(3))
+    for est in fits:
+        assert _test_loss(est, X_test, y_test) == pytest.approx(reference, rel=0.02)

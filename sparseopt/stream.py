@@ -20,6 +20,7 @@ the same computation as ``fit`` on the whole file with ``shuffle=False`` and
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +41,7 @@ from ._readers import (
 
 __all__ = ["fit_stream", "svmlight_chunks", "text_chunks", "EpochRecord", "Chunk",
            "DataError", "SvmlightSource", "TextSource", "DEFAULT_CHUNK_ROWS", "open_binary",
-           "discover_classes"]
+           "discover_classes", "EPOCH_TABLE_HEADER", "format_epoch"]
 
 
 @dataclass
@@ -84,12 +85,13 @@ def _where(chunk, index, row):
 
 
 def _check_labels(chunk, index, y, classes):
-    """Raise naming the line of the first label outside ``classes``."""
+    """Raise naming the line of the first label outside ``classes`` (an ndarray)."""
+    y = np.asarray(y)
     bad = ~np.isin(y, classes)
     if bad.any():
         row = int(np.argmax(bad))
         path, line = _where(chunk, index, row)
-        message = f"label {y[row]!r} is not one of classes {list(classes)}"
+        message = f"label {y[row].item()!r} is not one of classes {classes.tolist()}"
         if isinstance(chunk, Chunk):
             raise DataError(path, line, message)
         raise ValueError(f"{path}, {line}: {message}")
@@ -209,7 +211,8 @@ def fit_stream(estimator, source, epochs=3, classes=None, holdout_every=None,
         A tqdm progress bar with rows/s on stderr; None shows it when stderr is a
         terminal. Without tqdm installed there is no bar.
     verbose : int, default=0
-        Print one line per epoch on stdout.
+        Print a table on stdout, one line per epoch as it ends (epoch, rows, seconds,
+        rows/s, training loss, hold-out loss).
 
     Returns
     -------
@@ -264,13 +267,27 @@ def fit_stream(estimator, source, epochs=3, classes=None, holdout_every=None,
                           if trainer.holdout_rows else None),
         )
         history.append(record)
+        if holdout_every is not None and epoch == 1 and not record.holdout_rows:
+            warnings.warn(f"holdout_every={holdout_every}, but the source has fewer than "
+                          f"{holdout_every} chunks: nothing was held out (lower chunk_rows)",
+                          stacklevel=2)
         total = trainer.rows + trainer.holdout_rows
         if verbose:
-            holdout = "" if record.holdout_loss is None else \
-                f", hold-out loss {record.holdout_loss:.6g}"
-            print(f"epoch {epoch}: {record.rows} rows, {record.seconds:.2f} s, "
-                  f"train loss {record.train_loss:.6g}{holdout}")
+            if epoch == 1:
+                print(EPOCH_TABLE_HEADER)
+            print(format_epoch(record), flush=True)
     return estimator
+
+
+EPOCH_TABLE_HEADER = (f"{'epoch':>5}  {'rows':>12}  {'seconds':>9}  {'rows/s':>10}  "
+                      f"{'train loss':>11}  {'hold-out loss':>13}")
+
+
+def format_epoch(record):
+    """One row of the table ``fit_stream(verbose=1)`` prints (header: EPOCH_TABLE_HEADER)."""
+    holdout = "-" if record.holdout_loss is None else f"{record.holdout_loss:.6g}"
+    return (f"{record.epoch:>5}  {record.rows:>12,}  {record.seconds:>9.2f}  "
+            f"{record.rows_per_second:>10,.0f}  {record.train_loss:>11.6g}  {holdout:>13}")
 
 
 def _run_epoch(trainer, source, holdout_every, shuffle_buffer, rng, bar):

@@ -225,9 +225,6 @@ def run_fit(args):
     classes = None
     if classifier and args.classes is not None:
         classes = _classes(args.classes)
-    if classifier and classes is None and not args.quiet:
-        print("finding the classes: one pass over the data (--classes skips it)",
-              file=sys.stderr)
     source = make_source(args, args.n_features)
     fit_stream(model, source, epochs=args.epochs, classes=classes,
                holdout_every=args.holdout_every, shuffle_buffer=args.shuffle_buffer,

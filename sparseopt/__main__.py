@@ -1,0 +1,7 @@
+"""``python -m sparseopt``: the command line (see ``sparseopt.cli``)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -22,16 +22,19 @@ Two kinds of state, two rules:
   feature equally often, it is the plain mean. Vowpal Wabbit weights by each node's
   Adagrad accumulator for the same reason. An exponential average estimates a *mean* of
   recent (squared) gradients; K partitions give K estimates of it, so they are mixed like
-  the weights, never summed (a sum would inflate the second moment K-fold and shrink
-  every later step by sqrt(K)).
+  the weights, never summed: a sum would inflate the second moment K-fold (every later
+  step sqrt(K) too short), and the increments of a decaying average are negative for
+  features a partition did not see, so ``v0 + sum(v_p - v0)`` can even fall below zero.
 * **Ledgers** (Adagrad's and FTRL's sums of squared gradients, the step counter, the L1
   running total and SGD's L1 records, the Polyak sums) count events: every gradient seen
   by any partition counts once, as on one machine that saw all the rows. So
   ``x = x0 + sum_p (x_p - x0)``. For Adagrad this keeps the per-coordinate rate
   ``eta/sqrt(v)`` at the one-machine value for the data seen so far: with the mean, a
-  coordinate would keep a rate as if it had seen 1/K of its gradients (K=2 on the same
-  data would step sqrt(2) times too far, every round). (VW's ``accumulate_weighted_avg``
-  keeps ``sum a_p*v_p``, between the mean and the max; the sum is what one machine has.)
+  coordinate would keep a rate as if it had seen 1/K of its gradients, i.e. the rule
+  would act as an ``eta0`` sqrt(K) times larger, a step size that changes with the
+  number of workers. With the sum, ``eta0`` means the same on 1 or 100 workers. (VW's
+  ``accumulate_weighted_avg`` keeps ``sum a_p*v_p``, between the mean and the max; the
+  sum is what one machine has.)
 
 Consequences, per optimizer (slot names of ``sparseopt.rules``):
 

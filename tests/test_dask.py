@@ -207,3 +207,13 @@ def test_bad_inputs_raise_clear_errors(client):
         sdask.fit(SparseClassifier(class_weight="balanced"), dX, dy, client=client)
     with pytest.raises(ValueError, match="rows only"):
         sdask.fit(SparseClassifier(), dX.rechunk((50, 25)), dy, client=client)
+
+
+def test_bench_dask_scale_reports_one_row_per_way(client):
+    from bench.dask_scale import markdown, measure
+
+    X, y, _ = make_sparse_classification(n_samples=1200, n_features=400, random_state=6)
+    rows = measure(X[:1000], y[:1000], X[1000:], y[1000:], epochs=1, workers=(1,))
+    assert [r["method"] for r in rows] == ["one process", "sparseopt.dask.fit"]
+    assert all(r["s_per_epoch"] > 0 and np.isfinite(r["test_log_loss"]) for r in rows)
+    assert markdown(rows).count("\n") == 3

@@ -7,7 +7,8 @@ Measures, on generated svmlight files:
 2. one epoch of a streaming fit (``fit_stream``) against loading the file and fitting in
    memory, each in a fresh child process that reports its own peak RSS
    (``ru_maxrss``), for files of growing size, at least 10x the chunk buffer: streaming
-   memory should stay flat while the in-memory fit grows with the file.
+   memory should stay flat while the in-memory fit grows with the file;
+3. Dask with 1 and 2 workers against one process (``bench.dask_scale``), when installed.
 
 Writes ``scale.md`` and ``scale.json`` to ``--out`` (default ``bench/results/scale``,
 ignored by git) and prints the tables. ``--quick`` is a smoke run of a few seconds.
@@ -148,7 +149,7 @@ def _table(rows, columns):
     return "\n".join([head, rule, *body])
 
 
-def report(config, parse, baseline, memory):
+def report(config, parse, baseline, memory, dask_rows):
     lines = [
         "# Files larger than memory (`python -m bench.scale`)", "",
         f"{config['machine']}; n_features={config['n_features']}, chunk_rows="
@@ -169,16 +170,38 @@ def report(config, parse, baseline, memory):
                         ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
                         ("above baseline MB", "above_baseline_mb", "{:.0f}")]), "",
     ]
-    # ---- Dask section: reserved for bench/dask_scale.py (another change). It will add
-    # ---- "Dask with 1 and 2 workers" (seconds per epoch, test loss) here, e.g.
-    # ---- ``dask_scale.measure(...)`` returning rows for ``_table``; see dask_section().
-    lines += dask_section(config)
+    lines += dask_section(dask_rows)
     return "\n".join(lines)
 
 
-def dask_section(config):
-    """Placeholder for the Dask measurements (``bench/dask_scale.py``, not written yet)."""
-    return []
+def measure_dask(quick):
+    """``bench.dask_scale.measure`` on the shipped pypi sample (its first 10k rows with
+    ``--quick``), or None when dask is not installed."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return None
+    from . import dask_scale
+    from .data_io import load_dataset
+
+    X_train, X_test, y_train, y_test = load_dataset(dask_scale.SAMPLE, n_features=2**18)
+    if quick:
+        X_train, y_train = X_train[:10_000], y_train[:10_000]
+    return dask_scale.measure(X_train, y_train, X_test, y_test)
+
+
+def dask_section(rows):
+    """Dask with 1 and 2 workers against one process (``bench.dask_scale``)."""
+    head = ["## Dask: one process against a LocalCluster of 1 and 2 workers", ""]
+    if rows is None:
+        return head + ["Not measured: dask is not installed (`pip install \".[dask]\"`).", ""]
+    from .dask_scale import markdown
+
+    return head + [
+        "Shipped pypi sample (100k rows hashed to 2^18 columns), Adagrad, 3 epochs; "
+        "`sparseopt.dask.fit` with as many partitions as the largest cluster has workers; "
+        "partitions persisted on the workers and kernels warmed before timing.", "",
+        markdown(rows), ""]
 
 
 def parse_args(argv=None):
@@ -222,12 +245,13 @@ def main(argv=None):
         baseline, memory = measure_memory(folder, args.sizes, args.n_features, args.chunk_rows)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    text = report(config, parse, baseline, memory)
+    dask_rows = measure_dask(args.quick)
+    text = report(config, parse, baseline, memory, dask_rows)
     with open(os.path.join(args.out, "scale.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(args.out, "scale.json"), "w") as f:
         json.dump({"config": config, "parse": parse, "baseline_rss_mb": baseline,
-                   "memory": memory}, f, indent=2)
+                   "memory": memory, "dask": dask_rows}, f, indent=2)
     print(text)
     print(f"\nwritten to {args.out}/scale.md and scale.json")
     return 0

@@ -12,10 +12,11 @@ Everything runs in one process and one run, on one data set:
 * **SGDClassifier** (``loss="log_loss"``, its defaults, ``tol=None``): seconds per epoch.
 * **every optimizer** through ``SparseClassifier`` with its defaults, ``n_jobs=1`` and
   ``n_jobs=-1``: seconds per epoch, ns per nonzero, ratios to SGDClassifier and to the
-  mat-vec; the first fit in this process (compilation or Numba cache load) on its own
+  mat-vec, the speed-up of all cores and its test log loss against one thread; the
+  first fit in this process (compilation or Numba cache load) on its own
   column; the kernel alone (the ``LazyModel.run_epoch`` calls) for comparison.
-* **shuffle**: adagrad's test log loss after 1, 2 and 3 epochs with the default shuffle
-  (and the other shuffle modes, when the estimator has them).
+* **shuffle**: adagrad's test log loss after 1, 2 and 3 epochs and seconds per epoch
+  with the default shuffle (blocks of rows) and with a full permutation of the rows.
 * **start-up** in fresh processes: ``import sparseopt``, ``from sparseopt import
   SparseClassifier`` and a first fit on 1,000 rows, with an empty Numba cache and then
   warm; in the same cold process, the first fit of every other optimizer, so that the
@@ -48,7 +49,6 @@ import json
 import math
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -386,27 +386,13 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET):
 
 
 def shuffle_variants(estimator_cls):
-    """``(parameter, [values to compare], note)`` for the shuffle comparison.
-
-    The default is always compared. Other modes ("block", "full") are compared only when
-    the estimators module names them: a parameter ``shuffle_*`` takes them if there is
-    one, else ``shuffle`` itself.
-    """
-    from sparseopt import estimators
-
-    params = inspect.signature(estimator_cls).parameters
-    default = params["shuffle"].default
-    source = inspect.getsource(estimators)
-    modes = [m for m in ("block", "full") if re.search(rf"""["']{m}["']""", source)]
-    extra = [name for name in params if name.startswith("shuffle_")]
-    if not modes:
-        return "shuffle", [default], (
-            f"the estimator has no shuffle mode (only shuffle={default!r}; no \"block\" or "
-            "\"full\" in sparseopt/estimators.py): the default alone is reported")
-    name = extra[0] if extra else "shuffle"
-    default = params[name].default
-    values = [default] + [m for m in modes if m != default]
-    return name, values, f"compared through the parameter {name!r}: {values}"
+    """``(parameter, [values to compare], note)`` for the shuffle comparison: the
+    default (blocks of rows in a random order) against a new permutation of all rows
+    every epoch, as SGDClassifier does."""
+    default = inspect.signature(estimator_cls).parameters["shuffle"].default
+    return "shuffle", [default, "rows"], (
+        f"shuffle={default!r} (the default): blocks of 256 consecutive rows in a random "
+        "order each epoch; 'rows': a new permutation of all rows each epoch")
 
 
 # --------------------------------------------------------------------------- children
@@ -502,14 +488,18 @@ def run_child(code, args, env_updates=None, timeout=1800):
     return result
 
 
-def startup(tmp, X, y):
-    """Cold then warm Numba cache, in fresh processes sharing one new cache directory."""
+def startup(tmp, X, y, optimizers=OPTIMIZERS):
+    """Cold then warm Numba cache, in fresh processes sharing one new cache directory.
+
+    The cold child compiles the first fit of each of ``optimizers`` (``--quick`` passes
+    the default one only: compiling all of them twice more would double the smoke run).
+    """
     small = os.path.join(tmp, "first_fit.npz")
     save_csr(small, *first_rows(X, y, FIRST_FIT_ROWS))
     cache = tempfile.mkdtemp(prefix="nbc_cold_", dir=tmp)
     env = {"NUMBA_CACHE_DIR": cache}
-    cold = run_child(STARTUP_CHILD, [small, ",".join(OPTIMIZERS)], env)
-    warm = run_child(STARTUP_CHILD, [small, ",".join(OPTIMIZERS)], env)
+    cold = run_child(STARTUP_CHILD, [small, ",".join(optimizers)], env)
+    warm = run_child(STARTUP_CHILD, [small, ",".join(optimizers)], env)
     return {"cold": cold, "warm": warm, "rows": min(FIRST_FIT_ROWS, X.shape[0])}
 
 
@@ -533,8 +523,10 @@ def _error(exc):
     return f"{type(exc).__name__}: {exc}".strip()
 
 
-def time_optimizer(entry, estimator_cls, opt, X, y, nnz, sgd_sec, matvec, repeats, seed):
-    """Fill ``entry`` with the per-epoch times of ``opt`` (n_jobs=1, n_jobs=-1, kernel)."""
+def time_optimizer(entry, estimator_cls, opt, X, y, nnz, sgd_sec, matvec, repeats, seed,
+                   X_test, y_test, log_loss):
+    """Fill ``entry`` with the per-epoch times of ``opt`` (n_jobs=1, n_jobs=-1, kernel)
+    and the test log loss of the last fit of each (Hogwild against one thread)."""
     coefs = {}
     for n_jobs in (1, -1):
         timing, kernel, last = estimator_epochs(
@@ -542,11 +534,17 @@ def time_optimizer(entry, estimator_cls, opt, X, y, nnz, sgd_sec, matvec, repeat
                                                random_state=seed),
             X, y, repeats)
         coefs[n_jobs] = last.coef_
+        timing["test_log_loss"] = float(
+            log_loss(y_test, last.predict_proba(X_test), labels=last.classes_))
         entry[f"n_jobs={n_jobs}"] = timing
         if kernel is not None:
             entry[f"kernel n_jobs={n_jobs}"] = kernel
     entry["kernel"] = entry.get("kernel n_jobs=1") or {"seconds_per_epoch": float("nan")}
     entry["n_jobs_same_coef"] = bool(np.array_equal(coefs[1], coefs[-1]))
+    one, all_cores = entry["n_jobs=1"], entry["n_jobs=-1"]
+    entry["speedup_all_cores"] = one["seconds_per_epoch"] / all_cores["seconds_per_epoch"]
+    entry["test_loss_all_cores_vs_one"] = (all_cores["test_log_loss"]
+                                           / one["test_log_loss"] - 1.0)
     for key in ("n_jobs=1", "n_jobs=-1", "kernel"):
         e = entry[key]
         e["ns_per_nnz"] = e["seconds_per_epoch"] / nnz * 1e9
@@ -600,7 +598,8 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
 
     with tempfile.TemporaryDirectory(prefix="sparseopt_speed_") as tmp:
         log("start-up in fresh processes (empty Numba cache, then warm) ...")
-        st = section("startup", startup, tmp, X, y)
+        st = section("startup", startup, tmp, X, y,
+                     ("adagrad",) if quick else OPTIMIZERS)
         if "error" not in st:
             log(f"  empty cache: first fit {st['cold']['first_fit']:.1f} s, all optimizers' "
                 f"first fits {st['cold']['all_first_fits']:.1f} s")
@@ -648,7 +647,7 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
         result["optimizers"][opt] = entry
         try:
             time_optimizer(entry, SparseClassifier, opt, X, y, nnz, sgd_sec, matvec,
-                           repeats, seed)
+                           repeats, seed, X_test, y_test, log_loss)
         except Exception as exc:  # record and go on: one failing optimizer hides no other
             entry["error"] = _error(exc)
             errors.append(f"{opt}: {entry['error']}")
@@ -813,12 +812,18 @@ def report(r):
             lines.append(f"| {opt} | {n_jobs} | {_s(x['seconds_per_epoch'])} | "
                          f"{_s(x['ns_per_nnz'])} | {_s(x['vs_sgdclassifier'])} | "
                          f"{_s(x['vs_matvec'])} | {kernel} | {ff} | {len(x['all'])} epochs |")
-    same = [o for o, e in r["optimizers"].items() if e.get("n_jobs_same_coef")]
-    lines += [
-        "",
-        f"n_jobs=-1 gave the same coefficients as n_jobs=1 for: "
-        f"{', '.join(same) if same else 'none'}.",
-    ]
+    lines += ["", "## All cores (Hogwild) against one thread", "",
+              f"n_jobs=-1 runs {m['usable_cores']} lock-free threads over blocks of rows. Test "
+              "log loss of the last timed fit (4 epochs) of each.", "",
+              "| optimizer | speed-up | test log loss n_jobs=1 | n_jobs=-1 | difference |",
+              "|---|---|---|---|---|"]
+    for opt, e in r["optimizers"].items():
+        if "error" in e:
+            continue
+        lines.append(f"| {opt} | {_s(e['speedup_all_cores'])}x | "
+                     f"{e['n_jobs=1']['test_log_loss']:.5f} | "
+                     f"{e['n_jobs=-1']['test_log_loss']:.5f} | "
+                     f"{100 * e['test_loss_all_cores_vs_one']:+.2f}% |")
 
     lines += _shuffle_lines(r["shuffle"])
     lines += _startup_lines(r["startup"])
@@ -844,10 +849,14 @@ def _shuffle_lines(sh):
               f"{sh['note']}.", "",
               f"| {sh['parameter']} | 1 epoch | 2 epochs | 3 epochs | s/epoch |",
               "|---|---|---|---|---|"]
+    base = sh["runs"][-1]["test_log_loss"]  # the full permutation
     for run in sh["runs"]:
         ll = run["test_log_loss"]
         lines.append(f"| {run['value']!r} | {ll[0]:.5f} | {ll[1]:.5f} | {ll[2]:.5f} | "
                      f"{_s(run['seconds_per_epoch'])} |")
+    default = sh["runs"][0]["test_log_loss"]
+    diffs = ", ".join(f"{100 * (a / b - 1):+.2f}%" for a, b in zip(default, base))
+    lines += ["", f"Default against the full permutation after 1, 2, 3 epochs: {diffs}."]
     return lines
 
 
@@ -862,14 +871,15 @@ def _startup_lines(st):
               f"the child's whole life, interpreter start included; its CPU seconds depend "
               f"less on other jobs than its wall seconds.", "",
               "| Numba cache | import sparseopt | from sparseopt import SparseClassifier | "
-              "first fit | all 7 optimizers' first fits | process wall | process CPU |",
+              f"first fit | first fits of {len(cold['first_fits'])} optimizers | process wall "
+              "| process CPU |",
               "|---|---|---|---|---|---|---|"]
     for name, c in (("empty", cold), ("warm", warm)):
         lines.append(f"| {name} | {_s(c['import_sparseopt'])} | {_s(c['import_estimator'])} "
                      f"| {_s(c['first_fit'])} | {_s(c['all_first_fits'])} | "
                      f"{_s(c['process_wall'])} | {_s(c['process_cpu'])} |")
-    lines += ["", f"Compile time of all optimizers together (empty cache, same child, first "
-              f"fit of each): **{_s(cold['all_first_fits'])} s** "
+    lines += ["", f"Compile time of these optimizers together (empty cache, same child, "
+              f"first fit of each, one thread): **{_s(cold['all_first_fits'])} s** "
               f"({_fmt_dict(cold['first_fits'])}; adamw shares adam's kernel)."]
     return lines
 

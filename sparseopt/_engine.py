@@ -24,25 +24,28 @@ _HOGWILD_LOCK = threading.Lock()
 # Rows per block of the default shuffle: 256 consecutive CSR rows span a few tens of KB,
 # so the hardware streams them in; measured on full pypi_popular (Adagrad, one thread),
 # any block size from 64 to 4096 is as fast as rows in order, a full permutation about
-# twice as slow (every row a cache miss).
+# twice as slow (every row a cache miss). Smaller data gets smaller blocks, so that there
+# are always at least SHUFFLE_BLOCK of them (below 512 rows: single rows): a matrix that
+# small is in cache anyway, and two blocks would leave little to shuffle.
 SHUFFLE_BLOCK = 256
 
 
 def row_order(n, shuffle, rng):
     """The order of the rows in one epoch, as int64.
 
-    ``True`` or ``"blocks"``: blocks of ``SHUFFLE_BLOCK`` consecutive rows in a random
-    order (rows within a block in order); ``"rows"``: a permutation of all rows;
-    ``False``: rows in order.
+    ``True`` or ``"blocks"``: blocks of ``min(SHUFFLE_BLOCK, n // SHUFFLE_BLOCK)`` (at
+    least 1) consecutive rows in a random order (rows within a block in order);
+    ``"rows"``: a permutation of all rows; ``False``: rows in order.
     """
     if isinstance(shuffle, str) and shuffle == "rows":
         return rng.permutation(n).astype(np.int64)
     if not shuffle:
         return np.arange(n, dtype=np.int64)
-    n_blocks = -(-n // SHUFFLE_BLOCK)
-    starts = rng.permutation(n_blocks).astype(np.int64) * SHUFFLE_BLOCK
-    order = (starts[:, None] + np.arange(SHUFFLE_BLOCK, dtype=np.int64)).ravel()
-    return order[order < n] if n % SHUFFLE_BLOCK else order
+    block = min(SHUFFLE_BLOCK, max(1, n // SHUFFLE_BLOCK))
+    n_blocks = -(-n // block)
+    starts = rng.permutation(n_blocks).astype(np.int64) * block
+    order = (starts[:, None] + np.arange(block, dtype=np.int64)).ravel()
+    return order[order < n] if n % block else order
 
 
 @dataclass(frozen=True)

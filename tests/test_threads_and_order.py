@@ -18,17 +18,22 @@ def test_row_order_is_a_permutation(n, shuffle):
 
 
 def test_block_order_keeps_blocks_and_shuffles_them():
-    n = 256 * 40 + 17
+    n = 256 * 256 + 17
     order = _engine.row_order(n, True, np.random.RandomState(0))
     starts = np.flatnonzero(np.r_[True, np.diff(order) != 1])
     # every run of consecutive rows is one whole block (the last block is short)
-    assert len(starts) <= 41
+    assert len(starts) <= 257
     assert set(order[starts] % 256) == {0}
     assert not np.array_equal(order, np.arange(n))
     again = _engine.row_order(n, True, np.random.RandomState(0))
     np.testing.assert_array_equal(order, again)
     rows = _engine.row_order(n, "rows", np.random.RandomState(0))
     assert np.mean(np.diff(rows) == 1) < 0.01
+    # small data: at least 256 blocks, single rows below 512
+    small = _engine.row_order(1000, True, np.random.RandomState(0))
+    assert np.mean(np.diff(small) == 1) < 0.7  # blocks of 3
+    tiny = _engine.row_order(300, True, np.random.RandomState(0))
+    assert np.mean(np.diff(tiny) == 1) < 0.05
 
 
 @pytest.mark.parametrize("bad", ["full", "block", 2, None])
@@ -55,28 +60,28 @@ def _test_loss(est, X, y):
     return log_loss(y, est.predict_proba(X))
 
 
-@pytest.mark.parametrize("optimizer", ["adagrad", "sgd", "ftrl", "rmsprop"])
+@pytest.mark.parametrize("optimizer", ["adagrad", "sgd", "ftrl", "rmsprop", "adam"])
 def test_hogwild_matches_one_thread(problem, optimizer):
-    X, y, X_test, y_test = problem
-    one = SparseClassifier(optimizer=optimizer, random_state=0, n_jobs=1).fit(X, y)
-    two = SparseClassifier(optimizer=optimizer, random_state=0, n_jobs=2).fit(X, y)
-    assert two.t_ == one.t_ == 3 * X.shape[0]
-    assert np.isfinite(two.coef_).all()
-    assert not np.array_equal(one.coef_, np.zeros_like(one.coef_))
-    assert _test_loss(two, X_test, y_test) == pytest.approx(
-        _test_loss(one, X_test, y_test), rel=0.005)
+    """Test loss with 2 threads against 1, as means over 3 seeds.
 
-
-def test_hogwild_adam_matches_one_thread_on_average(problem):
-    """Adam's test loss moves by 2.5% from seed to seed here: compare means of 3 seeds."""
+    One seed is not enough on 30,000 rows: Adam's and RMSProp's test loss moves by up to
+    2.5% from seed to seed here, and a Hogwild run by as much again from run to run
+    (``python -m bench.speed`` compares them on all of pypi_popular).
+    """
     X, y, X_test, y_test = problem
 
-    def mean_loss(n_jobs):
-        return np.mean([_test_loss(SparseClassifier(optimizer="adam", random_state=s,
-                                                    n_jobs=n_jobs).fit(X, y), X_test, y_test)
-                        for s in range(3)])
+    def fits(n_jobs):
+        return [SparseClassifier(optimizer=optimizer, random_state=s, n_jobs=n_jobs).fit(X, y)
+                for s in range(3)]
 
-    assert mean_loss(2) == pytest.approx(mean_loss(1), rel=0.01)
+    one, two = fits(1), fits(2)
+    for est in two:
+        assert est.t_ == 3 * X.shape[0]
+        assert np.isfinite(est.coef_).all()
+        assert np.abs(est.coef_).max() > 0.1
+    mean_one = np.mean([_test_loss(est, X_test, y_test) for est in one])
+    mean_two = np.mean([_test_loss(est, X_test, y_test) for est in two])
+    assert mean_two == pytest.approx(mean_one, rel=0.01)
 
 
 def test_one_thread_is_deterministic(problem):

@@ -221,32 +221,45 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
     flat_P = P.reshape(P.size)
     record = P.shape[1] * P.shape[2]
     total_loss = 0.0
-    for r in range(order.shape[0]):
-        t += 1
-        eta = learning_rate(sched_id, t, hp)
-        scale_prev = G[_spec.G_SCALE]
-        l1_prev = G[_spec.G_L1_TOTAL]
-        # Step t's decay reaches every weight through the global scale, O(1).
-        scale = scale_prev * (1.0 - eta * lam)
-        l1_total = l1_prev + eta * (1.0 / scale)
+    n = order.shape[0]
+    threshold = 0.5 if averaging else _spec.MIN_SCALE
+    r = 0
+    while True:
+        # The scalars live in registers during the row loop and go back to G only for the
+        # fold (a flush): a store to G in every row measured 1.5-1.8x slower for the
+        # rules with timestamps (the compiler must assume G may alias the state arrays).
+        scale = G[_spec.G_SCALE]
+        l1_total = G[_spec.G_L1_TOTAL]
         scale_sum = G[_spec.G_SCALE_SUM]
-        total_loss += _row_step(
-            RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_P, record, hp,
-            loss_id, table, z, dl, eta, scale_prev, l1_prev, scale, l1_total, averaging,
-            scale_sum, G[_spec.G_AVG_COUNT],
-        )
+        n_averaged = G[_spec.G_AVG_COUNT]
+        while r < n:
+            t += 1
+            eta = learning_rate(sched_id, t, hp)
+            scale_prev = scale
+            l1_prev = l1_total
+            # Step t's decay reaches every weight through the global scale, O(1).
+            scale = scale_prev * (1.0 - eta * lam)
+            l1_total = l1_prev + eta * (1.0 / scale)
+            total_loss += _row_step(
+                RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_P, record,
+                hp, loss_id, table, z, dl, eta, scale_prev, l1_prev, scale, l1_total,
+                averaging, scale_sum, n_averaged,
+            )
+            r += 1
+            if averaging and t >= average_start:
+                scale_sum += scale
+                n_averaged += 1.0
+            # Averaging subtracts sums of stored weights, so it folds the scale as soon
+            # as it halves, keeping stored and true units within a factor of two.
+            if scale < threshold:
+                break
         G[_spec.G_SCALE] = scale
         G[_spec.G_L1_TOTAL] = l1_total
-        if averaging and t >= average_start:
-            G[_spec.G_SCALE_SUM] = scale_sum + scale
-            G[_spec.G_AVG_COUNT] += 1.0
-
-        # Averaging subtracts sums of stored weights, so it folds the scale as soon as it
-        # halves, keeping stored and true units within a factor of two (no cancellation).
-        if scale < (0.5 if averaging else _spec.MIN_SCALE):
-            _flush(RULE, P, last, G, hp, t, table)
-    _flush(RULE, P, last, G, hp, t, table)
-    return t, total_loss
+        G[_spec.G_SCALE_SUM] = scale_sum
+        G[_spec.G_AVG_COUNT] = n_averaged
+        _flush(RULE, P, last, G, hp, t, table)
+        if r >= n:
+            return t, total_loss
 
 
 # Rows a Hogwild thread takes at a time: consecutive positions of ``order`` (neighbours in

@@ -128,23 +128,22 @@ def _step_intercept(RULE, B, s, dl, eta, hp, bc1, bc2, averaging, n_averaged):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_P, record,
-              hp, loss_id, table, z, dl, eta, scale_prev, l1_prev, scale, l1_total,
+              hp, loss_id, table, c_const, z, dl, eta, scale_prev, l1_prev, scale, l1_total,
               averaging, scale_sum, n_averaged):
     """Step ``t`` on row ``order[r]``; returns its weighted loss (before the step).
 
     ``scale_prev``/``l1_prev`` are the global scale and L1 total after step t-1 (what the
     row's features catch up to), ``scale``/``l1_total`` after step t (what its steps are
     written in). The one-thread loop carries them from row to row; the Hogwild loop
-    derives them from the step index, so no thread writes them. Timestamps only move
-    forward: a Hogwild thread a few steps behind another must not rewind ``last`` (the
-    other thread's catch-up would then replay those steps twice).
+    derives them from the step index, so no thread writes them. ``c_const`` is the
+    per-step decay factor of the timestamped rules' catch-up (their step size is constant),
+    computed once per epoch. Timestamps only move forward: a Hogwild thread a few steps
+    behind another must not rewind ``last`` (the other thread's catch-up would then replay
+    those steps twice).
     """
     n_out = P.shape[1]
     lam1 = hp[_spec.LAM1]
     lam2 = hp[_spec.LAM]  # FTRL's L2 inside its closed form
-    # Rules with timestamps use a constant step size, so their catch-up sees a constant
-    # per-step decay factor.
-    c_const = 1.0 - hp[_spec.ETA0] * rules.decay_strength(RULE, hp[_spec.LAM])
     i = order[r]
     _prefetch_ahead(RULE, indptr, indices, data, order, r, flat_P, record, last)
     inv_prev = 1.0 / scale_prev
@@ -215,7 +214,8 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
     z = np.empty(n_out)
     dl = np.empty(n_out)
     lam = rules.decay_strength(RULE, hp[_spec.LAM])
-    table = rules.catch_up_table(RULE, hp, 1.0 - hp[_spec.ETA0] * lam)
+    c_const = 1.0 - hp[_spec.ETA0] * lam
+    table = rules.catch_up_table(RULE, hp, c_const)
     average_start = hp[_spec.AVERAGE_START]
     averaging = RULE == SGD and average_start > 0.0
     flat_P = P.reshape(P.size)
@@ -242,8 +242,8 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
             l1_total = l1_prev + eta * (1.0 / scale)
             total_loss += _row_step(
                 RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_P, record,
-                hp, loss_id, table, z, dl, eta, scale_prev, l1_prev, scale, l1_total,
-                averaging, scale_sum, n_averaged,
+                hp, loss_id, table, c_const, z, dl, eta, scale_prev, l1_prev, scale,
+                l1_total, averaging, scale_sum, n_averaged,
             )
             r += 1
             if averaging and t >= average_start:
@@ -283,7 +283,8 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
     """
     n = order.shape[0]
     lam = rules.decay_strength(RULE, hp[_spec.LAM])
-    table = rules.catch_up_table(RULE, hp, 1.0 - hp[_spec.ETA0] * lam)
+    c_const = 1.0 - hp[_spec.ETA0] * lam
+    table = rules.catch_up_table(RULE, hp, c_const)
     flat_P = P.reshape(P.size)
     record = P.shape[1] * P.shape[2]
     # scale and L1 total before each position's step; fold after a position whose scale
@@ -325,7 +326,8 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
                     l1_r = l1_before[r] + eta * (1.0 / scale_r)
                     lane_total += _row_step(
                         RULE, indptr, indices, data, y, sw, order, r, step_t, P, last, B,
-                        flat_P, record, hp, loss_id, table, z, dl, eta, scale_before[r],
+                        flat_P, record, hp, loss_id, table, c_const, z, dl, eta,
+                        scale_before[r],
                         l1_before[r], scale_r, l1_r, False, 0.0, 0.0,
                     )
             lane_loss[lane] = lane_total

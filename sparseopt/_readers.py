@@ -28,6 +28,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.datasets import load_svmlight_file
 
+from ._validation import check_number
+
 DEFAULT_CHUNK_ROWS = 100_000
 
 # (first bytes, opener): compression is recognized by content, so a ``.gz`` that is in fact
@@ -105,9 +107,7 @@ def check_paths(paths):
 
 
 def check_chunk_rows(chunk_rows):
-    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) \
-            or chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
+    check_number("chunk_rows", chunk_rows, low=1, integer=True)
     return int(chunk_rows)
 
 

@@ -6,6 +6,9 @@ column within a row), values finite, float32/float64 data kept as is (no copy un
 input is not CSR, has another dtype, or has duplicates to sum).
 """
 
+import math
+import numbers
+
 import numpy as np
 import scipy.sparse as sp
 from numba import njit
@@ -105,3 +108,20 @@ def check_sample_weight(sample_weight, n_samples):
     if n_samples and not np.any(sw > 0):
         raise ValueError("All sample weights are zero: there is nothing to learn from")
     return sw
+
+
+def check_number(name, value, low=None, high=None, integer=False, low_open=False,
+                 allow_none=False):
+    """Raise a ValueError naming ``name`` unless ``value`` is a finite number (an int with
+    ``integer``) within the bounds; None passes with ``allow_none``."""
+    if value is None and allow_none:
+        return
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ValueError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}")

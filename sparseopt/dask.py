@@ -279,11 +279,8 @@ def _train_partition(shell, settings, model, part, seed, start, stop):
     """Run rows ``start:stop`` of this epoch's shuffled order of one partition."""
     X, y, sample_weight = part
     n = X.shape[0]
-    if shell.shuffle:
-        order = np.random.default_rng(list(seed)).permutation(n)
-    else:
-        order = np.arange(n)
-    order = order[start:stop].astype(np.int64)
+    # The estimator's own shuffle mode (blocks of rows by default), seeded per partition.
+    order = _engine.row_order(n, shell.shuffle, np.random.default_rng(list(seed)))[start:stop]
     # A worker hands the same deserialized model to all its tasks of the round: copy it.
     model = model.copy()
     loss = model.run_epoch(X, y, sample_weight, order, settings) if order.size else 0.0

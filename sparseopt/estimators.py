@@ -20,7 +20,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _engine, _spec
-from ._validation import as_kernel_csr, check_sample_weight
+from ._validation import as_kernel_csr, check_number, check_sample_weight
 from .losses import row_loss_grad
 from .rules import RULES
 
@@ -42,21 +42,6 @@ def _check_choice(name, value, choices):
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
-def _check_number(name, value, low=None, high=None, integer=False, low_open=False,
-                  allow_none=False):
-    if value is None and allow_none:
-        return
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ValueError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value!r}")
-
-
 class _SparseLinear(BaseEstimator):
     """What the classifier and the regressor share: parameters, the epoch loop, state."""
 
@@ -66,18 +51,18 @@ class _SparseLinear(BaseEstimator):
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("loss", self.loss, self._losses)
         _check_choice("penalty", self.penalty, PENALTIES)
-        _check_number("alpha", self.alpha, low=0.0, allow_none=True)
-        _check_number("l1_ratio", self.l1_ratio, low=0.0, high=1.0)
-        _check_number("eta0", self.eta0, low=0.0, low_open=True, allow_none=True)
-        _check_number("power_t", self.power_t, low=0.0)
-        _check_number("epsilon", self.epsilon, low=0.0, low_open=True, allow_none=True)
-        _check_number("ftrl_beta", self.ftrl_beta, low=0.0)
-        _check_number("max_iter", self.max_iter, low=1, integer=True)
-        _check_number("tol", self.tol, allow_none=True)
-        _check_number("n_iter_no_change", self.n_iter_no_change, low=1, integer=True)
-        _check_number("validation_fraction", self.validation_fraction, low=0.0, high=1.0,
+        check_number("alpha", self.alpha, low=0.0, allow_none=True)
+        check_number("l1_ratio", self.l1_ratio, low=0.0, high=1.0)
+        check_number("eta0", self.eta0, low=0.0, low_open=True, allow_none=True)
+        check_number("power_t", self.power_t, low=0.0)
+        check_number("epsilon", self.epsilon, low=0.0, low_open=True, allow_none=True)
+        check_number("ftrl_beta", self.ftrl_beta, low=0.0)
+        check_number("max_iter", self.max_iter, low=1, integer=True)
+        check_number("tol", self.tol, allow_none=True)
+        check_number("n_iter_no_change", self.n_iter_no_change, low=1, integer=True)
+        check_number("validation_fraction", self.validation_fraction, low=0.0, high=1.0,
                       low_open=True)
-        _check_number("verbose", self.verbose, low=0, integer=True)
+        check_number("verbose", self.verbose, low=0, integer=True)
         if self.n_jobs is not None and not (
             isinstance(self.n_jobs, numbers.Integral) and (self.n_jobs == -1 or self.n_jobs > 0)
         ):
@@ -90,7 +75,7 @@ class _SparseLinear(BaseEstimator):
             _check_choice("learning_rate", self.learning_rate,
                           ("constant", "invscaling", "optimal"))
         if not isinstance(self.average, (bool, np.bool_)):
-            _check_number("average", self.average, low=0, integer=True)
+            check_number("average", self.average, low=0, integer=True)
         optimizer = "adam" if self.optimizer == "adamw" else self.optimizer
         rule = RULES[optimizer]
         if self.penalty not in rule.penalties:
@@ -647,7 +632,7 @@ class SparseRegressor(RegressorMixin, _SparseLinear):
         return self.loss
 
     def _check_params(self):
-        _check_number("epsilon_loss", self.epsilon_loss, low=0.0)
+        check_number("epsilon_loss", self.epsilon_loss, low=0.0)
         return super()._check_params()
 
     def _prepare(self, X, y, sample_weight, reset):

@@ -38,6 +38,7 @@ from ._readers import (
     svmlight_chunks,
     text_chunks,
 )
+from ._validation import check_number
 
 __all__ = ["fit_stream", "svmlight_chunks", "text_chunks", "EpochRecord", "Chunk",
            "DataError", "SvmlightSource", "TextSource", "DEFAULT_CHUNK_ROWS", "open_binary",
@@ -108,13 +109,6 @@ def discover_classes(source):
     if classes is None:
         raise ValueError("the source has no rows")
     return classes
-
-
-def _check_int(name, value, low, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 class _Trainer:
@@ -231,9 +225,9 @@ def fit_stream(estimator, source, epochs=3, classes=None, holdout_every=None,
     DivergenceError
         As raised by ``partial_fit`` (the estimator is then left unfitted).
     """
-    _check_int("epochs", epochs, 1)
-    _check_int("holdout_every", holdout_every, 2, allow_none=True)
-    _check_int("shuffle_buffer", shuffle_buffer, 1, allow_none=True)
+    check_number("epochs", epochs, low=1, integer=True)
+    check_number("holdout_every", holdout_every, low=2, integer=True, allow_none=True)
+    check_number("shuffle_buffer", shuffle_buffer, low=1, integer=True, allow_none=True)
     if epochs > 1 and iter(source) is source:
         raise TypeError("source is an iterator, consumed after one epoch: pass a re-iterable "
                         "object (svmlight_chunks, text_chunks, a list of (X, y) pairs)")

@@ -15,6 +15,8 @@ hashed bag of tokens per package (:func:`pypi_tokens`):
 * the words of the name, prefixed ``n:`` (``scikit-learn`` gives ``n:scikit`` and
   ``n:learn``), so that ``django`` in a name and in a summary are distinct features;
 * the words of the summary;
+* with ``bigrams=True``, the pairs of consecutive words of the name (``n:scikit learn``)
+  and of the summary (``python modules``);
 * ``year:2017`` and ``month:2017-08`` from the month column (``month:none`` when empty).
   In the source, the month looks like that of the latest release (``numpy`` has the
   newest one), which is strongly linked to popularity: leave it out with
@@ -125,22 +127,29 @@ def read_pypi(path):
     return (*text, np.array(popular, dtype=np.int64) if popular else np.empty(0, np.int64))
 
 
-def pypi_tokens(name, summary, month, use_month=True):
+def pypi_tokens(name, summary, month, use_month=True, bigrams=False):
     """The tokens of one package (see the module docstring).
 
     Examples
     --------
     >>> pypi_tokens("scikit-learn", "A set of Python modules", "2026-10")
     ['n:scikit', 'n:learn', 'set', 'of', 'python', 'modules', 'year:2026', 'month:2026-10']
+    >>> pypi_tokens("scikit-learn", "Python modules", "", bigrams=True)
+    ['n:scikit', 'n:learn', 'python', 'modules', 'n:scikit learn', 'python modules', \
+'month:none']
     """
-    tokens = ["n:" + w for w in _WORD.findall(name.lower())]
-    tokens += _WORD.findall(summary.lower())
+    name_words = _WORD.findall(name.lower())
+    summary_words = _WORD.findall(summary.lower())
+    tokens = ["n:" + w for w in name_words] + summary_words
+    if bigrams:
+        tokens += [f"n:{a} {b}" for a, b in zip(name_words, name_words[1:])]
+        tokens += [f"{a} {b}" for a, b in zip(summary_words, summary_words[1:])]
     if use_month:
         tokens += [f"year:{month[:4]}", f"month:{month}"] if month else ["month:none"]
     return tokens
 
 
-def featurize_pypi(name, summary, month, n_features=2**20, use_month=True):
+def featurize_pypi(name, summary, month, n_features=2**20, use_month=True, bigrams=False):
     """Hash the packages' tokens into a CSR matrix with unit-norm rows.
 
     Parameters
@@ -151,6 +160,8 @@ def featurize_pypi(name, summary, month, n_features=2**20, use_month=True):
         Number of hashed columns.
     use_month : bool, default=True
         Add the year and month tokens.
+    bigrams : bool, default=False
+        Add the pairs of consecutive words of the name and of the summary.
 
     Returns
     -------
@@ -160,7 +171,7 @@ def featurize_pypi(name, summary, month, n_features=2**20, use_month=True):
     docs = zip(name, summary, month)
     vectorizer = HashingVectorizer(
         n_features=n_features,
-        analyzer=lambda doc: pypi_tokens(*doc, use_month=use_month),
+        analyzer=lambda doc: pypi_tokens(*doc, use_month=use_month, bigrams=bigrams),
         alternate_sign=False,
         norm="l2",
         dtype=np.float64,
@@ -168,7 +179,8 @@ def featurize_pypi(name, summary, month, n_features=2**20, use_month=True):
     return _canonical_csr(vectorizer.transform(docs))
 
 
-def load_pypi(path, n_features=2**20, test_size=0.2, random_state=0, use_month=True):
+def load_pypi(path, n_features=2**20, test_size=0.2, random_state=0, use_month=True,
+              bigrams=False):
     """Load the PyPI TSV as a hashed-text binary problem (target ``popular``).
 
     Parameters
@@ -183,6 +195,9 @@ def load_pypi(path, n_features=2**20, test_size=0.2, random_state=0, use_month=T
         Seed of the (stratified, shuffled) split.
     use_month : bool, default=True
         Add the year and month tokens (see the module docstring).
+    bigrams : bool, default=False
+        Add the pairs of consecutive words (``bench.speed`` does: 12.3M nonzeros in the
+        full file's train split, against 8.1M without).
 
     Returns
     -------
@@ -192,7 +207,8 @@ def load_pypi(path, n_features=2**20, test_size=0.2, random_state=0, use_month=T
         0/1 targets.
     """
     name, summary, month, y = read_pypi(path)
-    X = featurize_pypi(name, summary, month, n_features=n_features, use_month=use_month)
+    X = featurize_pypi(name, summary, month, n_features=n_features, use_month=use_month,
+                       bigrams=bigrams)
     return _split(X, y, test_size, random_state)
 
 
@@ -261,7 +277,7 @@ def detect_format(path):
     )
 
 
-def load_dataset(path, n_features=2**20, test_size=0.2, random_state=0):
+def load_dataset(path, n_features=2**20, test_size=0.2, random_state=0, bigrams=False):
     """Load ``path`` in whichever supported format it is and split it.
 
     Parameters
@@ -275,6 +291,9 @@ def load_dataset(path, n_features=2**20, test_size=0.2, random_state=0):
         Passed to :func:`sklearn.model_selection.train_test_split`.
     random_state : int, RandomState instance or None, default=0
         Seed of the split (stratified for classification targets).
+    bigrams : bool, default=False
+        PyPI TSV: add the pairs of consecutive words (:func:`load_pypi`). An error for a
+        svmlight file, whose features are given.
 
     Returns
     -------
@@ -282,7 +301,9 @@ def load_dataset(path, n_features=2**20, test_size=0.2, random_state=0):
         As :func:`load_pypi`; svmlight targets are returned as stored.
     """
     if detect_format(path) == "pypi":
-        return load_pypi(path, n_features or 2**20, test_size, random_state)
+        return load_pypi(path, n_features or 2**20, test_size, random_state, bigrams=bigrams)
+    if bigrams:
+        raise ValueError(f"{path}: bigrams apply to the PyPI TSV only, not to svmlight")
     X, y = load_svmlight(path)
     if n_features is not None and X.shape[1] < n_features:
         X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], n_features))

@@ -249,7 +249,11 @@ class LazyModel:
         return self.B[0, :, RULES[self.optimizer].slots.index(name)].copy()
 
     def is_finite(self):
-        return bool(np.isfinite(self.P).all() and np.isfinite(self.B).all())
+        return not math.isnan(self.penalty_sums()[0])
+
+    def penalty_sums(self):
+        """``(sum w**2, sum |w|)`` of the true weights; NaN if the model is not finite."""
+        return _kernels.penalty_sums(self.P, self.B, self.G[_spec.G_SCALE])
 
     def copy(self):
         new = LazyModel.__new__(LazyModel)

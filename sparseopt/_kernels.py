@@ -21,11 +21,13 @@ folds the scale back into the weights; it runs at the end of every epoch, so sto
 weights between calls are always the true weights.
 """
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
 from . import _spec, losses, rules
-from ._llvm import borrowed, keep_alive, prefetch
+from ._llvm import borrowed, fetch_add, keep_alive, prefetch
 from .rules import ADADELTA, ADAGRAD, ADAM, FTRL, RMSPROP, SGD
 
 
@@ -279,6 +281,47 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
             return t, total_loss
 
 
+@njit(cache=True, error_model="numpy")
+def penalty_sums(P, B, scale):
+    """``(sum w**2, sum |w|)`` over the true weights ``scale * P[..., 0]``, in one pass.
+
+    Both are NaN when any number of the model (weights, optimizer state, intercept) is
+    not finite, so the objective they enter doubles as the divergence check. This runs
+    after every epoch, on one thread even in a Hogwild fit: one pass, no temporaries,
+    two independent sums of each (one running sum waits on each addition's latency).
+    ``x * 0.0`` is 0 for a finite ``x`` and NaN otherwise.
+    """
+    flat = P.reshape(P.size)
+    n_slots = P.shape[2]
+    n_w = P.shape[0] * P.shape[1]
+    sq0 = sq1 = ab0 = ab1 = bad0 = bad1 = 0.0
+    top = n_w - n_w % 2
+    for i in range(0, top, 2):
+        w0 = flat[i * n_slots]
+        w1 = flat[(i + 1) * n_slots]
+        sq0 += w0 * w0
+        sq1 += w1 * w1
+        ab0 += abs(w0)
+        ab1 += abs(w1)
+        for q in range(1, n_slots):
+            bad0 += flat[i * n_slots + q] * 0.0
+            bad1 += flat[(i + 1) * n_slots + q] * 0.0
+    if top < n_w:
+        w0 = flat[top * n_slots]
+        sq0 += w0 * w0
+        ab0 += abs(w0)
+        for q in range(1, n_slots):
+            bad0 += flat[top * n_slots + q] * 0.0
+    for k in range(B.shape[1]):
+        for q in range(B.shape[2]):
+            bad0 += B[0, k, q] * 0.0
+    sum_sq = sq0 + sq1
+    sum_abs = ab0 + ab1
+    if not (math.isfinite(sum_sq) and math.isfinite(sum_abs) and bad0 + bad1 == 0.0):
+        return math.nan, math.nan
+    return sum_sq * scale * scale, sum_abs * abs(scale)
+
+
 # Rows a Hogwild thread takes at a time: consecutive positions of ``order`` (neighbours in
 # memory under block shuffling), few enough that the threads stay within a few dozen
 # steps of each other (a lag of 256 steps cost Adam about 2% of test loss on synthetic
@@ -291,8 +334,11 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
                    sched_id, t, n_threads):
     """One pass with lock-free threads (Hogwild, Niu et al. 2011); no averaging.
 
-    Thread ``p`` takes blocks ``p, p + n_threads, ...`` of ``HOGWILD_BLOCK`` positions, so
-    all threads work near the same step and the steps' scales they mix stay close. The
+    Threads take the next block of ``HOGWILD_BLOCK`` positions from an atomic counter, so
+    all threads work near the same step and the steps' scales they mix stay close, and a
+    thread that is paused (by the OS, or a virtual machine's host) holds back one block,
+    not a fixed share of them. Each block steps a copy of the intercept, added back at
+    its end (the one record every row writes). The
     global scale and L1 total of each step are computed up front from the step index,
     sequentially as the one-thread loop does; where the scale would fall below
     ``MIN_SCALE`` the pass is cut into segments and folded between them. Threads race on
@@ -322,6 +368,7 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
             l1_total *= scale
             scale = 1.0
     total_loss = 0.0
+    next_block = np.empty(1, dtype=np.int64)  # the work counter (see _llvm.fetch_add)
     seg_start = 0
     while seg_start < n:
         seg_end = seg_start
@@ -330,11 +377,24 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
         seg_end += 1  # positions [seg_start, seg_end)
         n_blocks = (seg_end - seg_start + HOGWILD_BLOCK - 1) // HOGWILD_BLOCK
         lane_loss = np.zeros(n_threads)
+        next_block[0] = 0
         for lane in prange(n_threads):
             z = np.empty(P.shape[1])
             dl = np.empty(P.shape[1])
+            b_lane = np.empty_like(B)
+            b_start = np.empty_like(B)
             lane_total = 0.0
-            for blk in range(lane, n_blocks, n_threads):
+            while True:
+                blk = fetch_add(next_block, 0, 1)
+                if blk >= n_blocks:
+                    break
+                # The intercept is written by every row: shared, its cache line would
+                # cross between the cores at every step. Each block works on a copy and
+                # adds its change to the shared record at the end; a moving average is
+                # replaced instead (two threads' decays of it would compound). A race
+                # there, as on any weight, loses at most one block's change.
+                b_lane[:] = B
+                b_start[:] = B
                 first = seg_start + blk * HOGWILD_BLOCK
                 for r in range(first, min(first + HOGWILD_BLOCK, seg_end)):
                     step_t = t + r + 1
@@ -342,11 +402,17 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
                     scale_r = scale_before[r] * (1.0 - eta * lam)
                     l1_r = l1_before[r] + eta * (1.0 / scale_r)
                     lane_total += _row_step(
-                        RULE, indptr, indices, data, y, sw, order, r, step_t, P, last, B,
-                        flat_P, record, hp, loss_id, table, c_const, z, dl, eta,
+                        RULE, indptr, indices, data, y, sw, order, r, step_t, P, last,
+                        b_lane, flat_P, record, hp, loss_id, table, c_const, z, dl, eta,
                         scale_before[r],
                         l1_before[r], scale_r, l1_r, False, 0.0, 0.0,
                     )
+                for k in range(B.shape[1]):
+                    for q in range(B.shape[2]):
+                        if rules.is_moving_average(RULE, q):
+                            B[0, k, q] = b_lane[0, k, q]
+                        else:
+                            B[0, k, q] += b_lane[0, k, q] - b_start[0, k, q]
             lane_loss[lane] = lane_total
         total_loss += lane_loss.sum()
         # The segment's last step, then a fold (a flush) as the one-thread loop does.

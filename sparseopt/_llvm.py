@@ -1,11 +1,14 @@
-"""Two LLVM-level tools for the epoch loops: a prefetch hint and borrowed array views.
+"""LLVM-level tools for the epoch loops.
 
-``prefetch``: an epoch is bound by memory latency, not arithmetic: each nonzero reads the record of a
-feature drawn from a million-wide table, a cache miss the CPU cannot foresee because the
-address comes from ``indices``. Asking for the records of the row two steps ahead while
-working on the current one hides that latency (measured on full pypi_popular, Adagrad in
-row order: 0.26 s without, 0.12 s with). A prefetch is only a hint: it never faults and
-never changes a result.
+``prefetch``: an epoch is bound by memory latency, not arithmetic: each nonzero reads
+the record of a feature drawn from a million-wide table, a cache miss the CPU cannot
+foresee because the address comes from ``indices``. Asking for the records of the row two
+steps ahead while working on the current one hides that latency (measured on full
+pypi_popular, Adagrad in row order: 0.26 s without, 0.12 s with). A prefetch is only a
+hint: it never faults and never changes a result.
+
+``borrowed``/``keep_alive``: array views without reference counting for the row loops.
+``fetch_add``: the Hogwild loop's atomic work counter.
 """
 
 from llvmlite import ir
@@ -19,6 +22,18 @@ _I8P = ir.IntType(8).as_pointer()
 _NAME = "llvm.prefetch.p0" if getattr(_I8P, "is_opaque", False) else "llvm.prefetch.p0i8"
 
 
+def _element_pointer(context, builder, signature, args):
+    """Pointer to ``arr[idx]``, the intrinsic's first two arguments (no bounds check)."""
+    aryty, idxty = signature.args[:2]
+    ary = context.make_array(aryty)(context, builder, args[0])
+    index = context.cast(builder, args[1], idxty, types.intp)
+    return cgutils.get_item_pointer2(
+        context, builder, data=ary.data, shape=cgutils.unpack_tuple(builder, ary.shape),
+        strides=cgutils.unpack_tuple(builder, ary.strides), layout=aryty.layout,
+        inds=[index], wraparound=False,
+    )
+
+
 @intrinsic
 def prefetch(typingctx, arr, idx):
     """Hint that ``arr[idx]`` (a 1-D array) will be read soon (read, high locality)."""
@@ -28,14 +43,7 @@ def prefetch(typingctx, arr, idx):
     sig = types.void(arr, idx)
 
     def codegen(context, builder, signature, args):
-        aryty, idxty = signature.args
-        ary = context.make_array(aryty)(context, builder, args[0])
-        index = context.cast(builder, args[1], idxty, types.intp)
-        ptr = cgutils.get_item_pointer2(
-            context, builder, data=ary.data, shape=cgutils.unpack_tuple(builder, ary.shape),
-            strides=cgutils.unpack_tuple(builder, ary.strides), layout=aryty.layout,
-            inds=[index], wraparound=False,
-        )
+        ptr = _element_pointer(context, builder, signature, args)
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [_I8P, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, _NAME)
@@ -56,7 +64,7 @@ def _borrow_array(context, builder, aryty, value):
 
 @intrinsic
 def borrowed(typingctx, value):
-    """The same array (or the arrays of a tuple), as views that does not own its memory.
+    """The same array (or the arrays of a tuple), as views that do not own their memory.
 
     Numba inlines the rules' functions at the level of its own IR, where passing an array
     to an inlined function is an assignment, and every assignment of an array takes and
@@ -94,3 +102,25 @@ def keep_alive(typingctx, owners):
     def codegen(context, builder, signature, args):
         return context.get_dummy_value()
     return types.void(owners), codegen
+
+
+@intrinsic
+def fetch_add(typingctx, arr, idx, value):
+    """Atomically add ``value`` to ``arr[idx]`` (a 1-D int64 array); return the old value.
+
+    The Hogwild loop's work counter: threads take the next block of rows from it, so a
+    thread that the operating system (or a virtual machine's host) stops for a while
+    does not leave a fixed share of the blocks waiting for it. Relaxed ordering: the
+    counter only hands out block numbers, it publishes no other memory.
+    """
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == types.int64
+            and isinstance(idx, types.Integer) and isinstance(value, types.Integer)):
+        return None
+    sig = types.int64(arr, idx, value)
+
+    def codegen(context, builder, signature, args):
+        ptr = _element_pointer(context, builder, signature, args)
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        return builder.atomic_rmw("add", ptr, val, "monotonic")
+
+    return sig, codegen

@@ -139,11 +139,11 @@ class _SparseLinear(BaseEstimator):
         return as_kernel_csr(X)
 
     def _objective(self, model, settings, total_loss, n_samples):
-        w = model.coef
+        """Mean loss plus penalty; NaN when any number of the model is not finite
+        (``penalty_sums`` are NaN then, and so is the penalty even with no penalty: 0*NaN)."""
+        sum_sq, sum_abs = model.penalty_sums()
         hp = settings.hp
-        penalty = 0.5 * hp[_spec.LAM] * float(np.sum(w * w)) + hp[_spec.LAM1] * float(
-            np.sum(np.abs(w))
-        )
+        penalty = 0.5 * hp[_spec.LAM] * sum_sq + hp[_spec.LAM1] * sum_abs
         return total_loss / max(n_samples, 1) + penalty
 
     def _mean_loss(self, X, y_kernel, sample_weight):
@@ -177,7 +177,7 @@ class _SparseLinear(BaseEstimator):
             objective = self._objective(model, settings, total, n)
             done += 1
             epoch_number = len(self.loss_curve_) + 1  # counted across fit/partial_fit calls
-            if not (model.is_finite() and math.isfinite(objective)):
+            if not math.isfinite(objective):  # includes any non-finite weight or state
                 raise DivergenceError(
                     f"training diverged in epoch {epoch_number}: the weights or the "
                     f"loss are no longer finite; try a smaller eta0 (now "

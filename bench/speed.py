@@ -3,11 +3,11 @@
 Everything runs in one process and one run, on one data set:
 
 * **data**: the full PyPI file (``/work/shared/data/pypi_popular.tsv.gz``), its words and
-  word bigrams hashed to 2^20 columns (``load_pypi(bigrams=True)``: the issue's data, about
-  12.3M nonzeros in the 80 % train split; words alone give 8.1M), the train split;
-  ``--data`` for another PyPI TSV (same featurization) or svmlight file; without the
-  file, a generated CSR matrix with the same
-  rows, columns and row-length distribution (``ROW_LENGTHS``, measured on the real file),
+  word bigrams hashed to 2^20 columns (``load_pypi(bigrams=True)``), the 80 % train split:
+  673,366 rows, 13.7M nonzeros (the issue's data has "about 12.3M"; words alone give
+  8.1M). ``--data`` for another PyPI TSV (same featurization) or a svmlight file. Without
+  the file, a generated CSR matrix with the same rows, columns and row-length distribution
+  (``ROW_LENGTHS``, measured on the real file),
   Zipf-distributed columns and l2-normalized rows. ``--quick``: a generated matrix of
   10,000 rows and 2^18 columns, for a smoke run of every part in about a minute (most of
   it the compilation of every kernel with an empty Numba cache, measured in a child).
@@ -73,18 +73,22 @@ FULL_TEST_ROWS = 168_342
 QUICK_ROWS = 10_000
 QUICK_FEATURES = 2**18  # per-epoch work over all columns stays small next to the rows'
 POSITIVE_RATE = 0.0175  # of the real data
-# Nonzeros per row of the full PyPI file hashed to 2^20 columns (all 841,708 rows):
-# {row length: number of rows}. Mean 12.02, median 11.
+# Nonzeros per row of the full PyPI file, words and word bigrams hashed to 2^20 columns
+# (all 841,708 rows): {row length: number of rows}. Mean 20.28, median 18. (Even lengths
+# dominate: a summary of n words gives n words and n - 1 bigrams, plus two month tokens.)
 ROW_LENGTHS = {
-    2: 1, 3: 235, 4: 10124, 5: 16900, 6: 39503, 7: 55161, 8: 73057, 9: 80077, 10: 82132,
-    11: 80409, 12: 75562, 13: 66628, 14: 55291, 15: 44667, 16: 35265, 17: 27223,
-    18: 21782, 19: 16103, 20: 12339, 21: 10048, 22: 8212, 23: 7264, 24: 6425, 25: 5524,
-    26: 4424, 27: 3225, 28: 2002, 29: 1134, 30: 555, 31: 246, 32: 96, 33: 48, 34: 20,
-    35: 17, 36: 5, 37: 2, 38: 1, 39: 1,
+    2: 1, 3: 234, 4: 9967, 5: 157, 6: 16774, 7: 118, 8: 39283, 9: 217, 10: 54619, 11: 522,
+    12: 71378, 13: 1624, 14: 77171, 15: 2750, 16: 77095, 17: 4773, 18: 73806, 19: 6419,
+    20: 66936, 21: 7996, 22: 57181, 23: 9023, 24: 45722, 25: 9087, 26: 35684, 27: 8735,
+    28: 26870, 29: 8246, 30: 19529, 31: 7404, 32: 15374, 33: 6689, 34: 10729, 35: 5360,
+    36: 8085, 37: 4305, 38: 6007, 39: 3923, 40: 4729, 41: 3332, 42: 4061, 43: 3018, 44: 3685,
+    45: 2816, 46: 3224, 47: 2544, 48: 2646, 49: 2220, 50: 2120, 51: 1654, 52: 1512, 53: 1117,
+    54: 947, 55: 631, 56: 532, 57: 343, 58: 273, 59: 168, 60: 115, 61: 75, 62: 51, 63: 24,
+    64: 22, 65: 19, 66: 10, 67: 7, 68: 6, 69: 4, 70: 4, 72: 4, 74: 1, 76: 1,
 }
-# Exponent of the generated columns' Zipf law. On the real file 536,668 of the 2^20
-# columns are used (39,112 by 10 rows or more); 1.1 gives about 577,000 (47,000).
-ZIPF_EXPONENT = 1.1
+# Exponent of the generated columns' Zipf law. On the real file 995,697 of the 2^20
+# columns are used (169,680 by 10 rows or more); 0.95 gives 983,445 (176,063).
+ZIPF_EXPONENT = 0.95
 FIRST_FIT_ROWS = 1_000
 MATVEC_REPEATS = 20
 

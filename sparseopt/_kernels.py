@@ -337,11 +337,10 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
     Threads take the next block of ``HOGWILD_BLOCK`` positions from an atomic counter, so
     all threads work near the same step and the steps' scales they mix stay close, and a
     thread that is paused (by the OS, or a virtual machine's host) holds back one block,
-    not a fixed share of them. Each block steps a copy of the intercept, added back at
-    its end (the one record every row writes). The
-    global scale and L1 total of each step are computed up front from the step index,
-    sequentially as the one-thread loop does; where the scale would fall below
-    ``MIN_SCALE`` the pass is cut into segments and folded between them. Threads race on
+    not a fixed share of them. The global scale and L1 total of each step are computed up
+    front from the step index, sequentially as the one-thread loop does; where the scale
+    would fall below ``MIN_SCALE`` the pass is cut into segments and folded between them.
+    Threads race on
     weights and optimizer state (by design), never on a global scalar.
     """
     n = order.shape[0]
@@ -381,20 +380,11 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
         for lane in prange(n_threads):
             z = np.empty(P.shape[1])
             dl = np.empty(P.shape[1])
-            b_lane = np.empty_like(B)
-            b_start = np.empty_like(B)
             lane_total = 0.0
             while True:
                 blk = fetch_add(next_block, 0, 1)
                 if blk >= n_blocks:
                     break
-                # The intercept is written by every row: shared, its cache line would
-                # cross between the cores at every step. Each block works on a copy and
-                # adds its change to the shared record at the end; a moving average is
-                # replaced instead (two threads' decays of it would compound). A race
-                # there, as on any weight, loses at most one block's change.
-                b_lane[:] = B
-                b_start[:] = B
                 first = seg_start + blk * HOGWILD_BLOCK
                 for r in range(first, min(first + HOGWILD_BLOCK, seg_end)):
                     step_t = t + r + 1
@@ -402,17 +392,11 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
                     scale_r = scale_before[r] * (1.0 - eta * lam)
                     l1_r = l1_before[r] + eta * (1.0 / scale_r)
                     lane_total += _row_step(
-                        RULE, indptr, indices, data, y, sw, order, r, step_t, P, last,
-                        b_lane, flat_P, record, hp, loss_id, table, c_const, z, dl, eta,
+                        RULE, indptr, indices, data, y, sw, order, r, step_t, P, last, B,
+                        flat_P, record, hp, loss_id, table, c_const, z, dl, eta,
                         scale_before[r],
                         l1_before[r], scale_r, l1_r, False, 0.0, 0.0,
                     )
-                for k in range(B.shape[1]):
-                    for q in range(B.shape[2]):
-                        if rules.is_moving_average(RULE, q):
-                            B[0, k, q] = b_lane[0, k, q]
-                        else:
-                            B[0, k, q] += b_lane[0, k, q] - b_start[0, k, q]
             lane_loss[lane] = lane_total
         total_loss += lane_loss.sum()
         # The segment's last step, then a fold (a flush) as the one-thread loop does.

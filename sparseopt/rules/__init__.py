@@ -81,17 +81,6 @@ def n_stored_units(RULE):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def is_moving_average(RULE, slot):
-    """Whether a state slot is an exponential moving average (RMSProp, Adadelta, Adam).
-
-    Two threads' changes to such a slot do not add up: each thread's value is an estimate
-    of the same recent mean (see ``_mixing``, where these are "points"). Weights and the
-    sums of the other rules do add up.
-    """
-    return (RULE == RMSPROP or RULE == ADADELTA or RULE == ADAM) and slot > 0
-
-
-@njit(cache=True, inline="always", error_model="numpy")
 def decay_strength(RULE, lam):
     """The decoupled weight decay a rule applies through the global scale."""
     return 0.0 if RULE == FTRL else lam

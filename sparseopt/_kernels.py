@@ -340,8 +340,7 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
     not a fixed share of them. The global scale and L1 total of each step are computed up
     front from the step index, sequentially as the one-thread loop does; where the scale
     would fall below ``MIN_SCALE`` the pass is cut into segments and folded between them.
-    Threads race on
-    weights and optimizer state (by design), never on a global scalar.
+    Threads race on weights and optimizer state (by design), never on a global scalar.
     """
     n = order.shape[0]
     lam = rules.decay_strength(RULE, hp[_spec.LAM])

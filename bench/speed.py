@@ -30,10 +30,11 @@ Everything runs in one process and one run, on one data set:
 
 Seconds per epoch of a sparseopt estimator: ``--repeats`` fits of 4 epochs (same
 ``random_state``; fewer, but at least 2, once a configuration has taken ``BUDGET``
-seconds); in each, epochs 2 and 3 are timed from the start of the epoch's
-``run_epoch`` call to the start of the next one (:class:`EpochClock`), which counts all
-the estimator does per epoch (shuffling, the kernel, the objective, the finiteness check)
-and no per-fit cost (validation, allocation); the median is over 2 epochs per fit.
+seconds; an optimizer's ``n_jobs=1`` and ``n_jobs=-1`` fits alternate); in each,
+epochs 2 and 3 are timed from the start of the epoch's ``run_epoch`` call to the start
+of the next one (:class:`EpochClock`), which counts all the estimator does per epoch
+(shuffling, the kernel, the objective, the finiteness check) and no per-fit cost
+(validation, allocation); the median is over 2 epochs per fit.
 SGDClassifier runs all its epochs in one compiled call, so its seconds per epoch are
 ``(fit(max_iter=3) - fit(max_iter=1)) / 2``, median over ``--repeats`` pairs (three
 times as many with ``--quick``, whose epochs are short next to the noise). Output: one
@@ -367,6 +368,10 @@ MIN_FITS = 2
 def estimator_epochs(make, X, y, repeats, budget=BUDGET):
     """Per-epoch seconds of ``make(max_iter)`` through its ``fit``, and of its kernel.
 
+    ``make`` may also be a dict of such callables: their fits then alternate (one fit of
+    each per round), so that configurations compared with each other (one thread and
+    all cores) meet the same load on a shared machine; the result is a dict by key.
+
     Up to ``repeats`` fits of ``FIT_EPOCHS`` epochs (no more once ``budget`` seconds are
     spent and ``MIN_FITS`` are done); epochs 2 and 3 of each are timed from start to next
     start (estimator) and over the ``run_epoch`` call (kernel), so the medians are over
@@ -375,24 +380,38 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET):
 
     Returns ``(timing, kernel timing or None, last fitted estimator)``.
     """
-    epochs, kernel, last = [], [], None
+    makes = make if isinstance(make, dict) else {None: make}
+    epochs = {key: [] for key in makes}
+    kernel = {key: [] for key in makes}
+    last = dict.fromkeys(makes)
+    fallback = {}
     start = _now()
     for fit in range(repeats):
-        if fit >= MIN_FITS and _now() - start > budget:
+        if fit >= MIN_FITS and _now() - start > budget * len(makes):
             break
-        with EpochClock() as clock:
-            _, last = fit_seconds(make(FIT_EPOCHS), X, y)
-        calls = clock.calls
-        if len(calls) != FIT_EPOCHS:
-            sec, every, last = per_epoch(make, X, y, repeats)
-            return {"seconds_per_epoch": sec, "all": every,
-                    "method": "(fit 3 - fit 1) / 2: run_epoch calls not seen"}, None, last
-        for i in (1, 2):
-            epochs.append(calls[i + 1][0] - calls[i][0])
-            kernel.append(calls[i][1] - calls[i][0])
-    return ({"seconds_per_epoch": _median(epochs), "all": epochs,
+        for key, one in makes.items():
+            if key in fallback:
+                continue
+            with EpochClock() as clock:
+                _, last[key] = fit_seconds(one(FIT_EPOCHS), X, y)
+            calls = clock.calls
+            if len(calls) != FIT_EPOCHS:
+                sec, every, fitted = per_epoch(one, X, y, repeats)
+                fallback[key] = ({"seconds_per_epoch": sec, "all": every,
+                                  "method": "(fit 3 - fit 1) / 2: run_epoch calls not seen"},
+                                 None, fitted)
+                continue
+            for i in (1, 2):
+                epochs[key].append(calls[i + 1][0] - calls[i][0])
+                kernel[key].append(calls[i][1] - calls[i][0])
+    out = {
+        key: fallback.get(key) or (
+            {"seconds_per_epoch": _median(epochs[key]), "all": epochs[key],
              "method": "start to next start of epochs 2 and 3 of 4-epoch fits"},
-            {"seconds_per_epoch": _median(kernel), "all": kernel}, last)
+            {"seconds_per_epoch": _median(kernel[key]), "all": kernel[key]}, last[key])
+        for key in makes
+    }
+    return out if isinstance(make, dict) else out[None]
 
 
 def shuffle_variants(estimator_cls):
@@ -537,11 +556,13 @@ def time_optimizer(entry, estimator_cls, opt, X, y, nnz, sgd_sec, matvec, repeat
                    X_test, y_test, log_loss):
     """Fill ``entry`` with the per-epoch times of ``opt`` (n_jobs=1, n_jobs=-1, kernel)
     and the test log loss of the last fit of each (Hogwild against one thread)."""
-    for n_jobs in (1, -1):
-        timing, kernel, last = estimator_epochs(
-            lambda it, j=n_jobs: estimator_cls(optimizer=opt, max_iter=it, n_jobs=j,
-                                               random_state=seed),
-            X, y, repeats)
+    # One thread and all cores alternate fit by fit: their ratio is the speed-up.
+    results = estimator_epochs(
+        {n_jobs: (lambda it, j=n_jobs: estimator_cls(optimizer=opt, max_iter=it, n_jobs=j,
+                                                     random_state=seed))
+         for n_jobs in (1, -1)},
+        X, y, repeats)
+    for n_jobs, (timing, kernel, last) in results.items():
         timing["test_log_loss"] = float(
             log_loss(y_test, last.predict_proba(X_test), labels=last.classes_))
         entry[f"n_jobs={n_jobs}"] = timing
@@ -787,7 +808,8 @@ def report(r):
         f"(fewer past {BUDGET:.0f} s, never fewer than {MIN_FITS}: see the epochs column); "
         f"median over their epochs 2 and 3 of the time from the start of an epoch to the "
         f"start of the next (all the estimator does per epoch: shuffle, kernel, objective, "
-        f"checks). Kernel: the `LazyModel.run_epoch` calls of the same epochs. "
+        f"checks); an optimizer's n_jobs=1 and n_jobs=-1 fits alternate, so both meet "
+        f"the same load. Kernel: the `LazyModel.run_epoch` calls of the same epochs. "
         f"SGDClassifier: median over {r['sgdclassifier']['pairs']} pairs of "
         f"(fit(max_iter=3) - fit(max_iter=1)) / 2. First fit: "
         f"this process's first fit of the optimizer on "

@@ -11,7 +11,8 @@ Everything runs in one process and one run, on one data set:
   Zipf-distributed columns and l2-normalized rows. ``--quick``: a generated matrix of
   10,000 rows and 2^18 columns, for a smoke run of every part in about a minute (most of
   it the compilation of every kernel with an empty Numba cache, measured in a child).
-* **floor**: one scipy CSR mat-vec ``X @ w`` (median of 20).
+* **floor**: one scipy CSR mat-vec ``X @ w`` (median of 20 calls, and 5 more before each
+  optimizer's timings).
 * **SGDClassifier** (``loss="log_loss"``, its defaults, ``tol=None``): seconds per epoch.
 * **every optimizer** through ``SparseClassifier`` with its defaults, ``n_jobs=1`` and
   ``n_jobs=-1``: seconds per epoch, ns per nonzero, ratios to SGDClassifier and to the
@@ -37,7 +38,9 @@ of the next one (:class:`EpochClock`), which counts all the estimator does per e
 (validation, allocation); the median is over 2 epochs per fit.
 SGDClassifier runs all its epochs in one compiled call, so its seconds per epoch are
 ``(fit(max_iter=3) - fit(max_iter=1)) / 2``, median over ``--repeats`` pairs (three
-times as many with ``--quick``, whose epochs are short next to the noise). Output: one
+times as many with ``--quick``, whose epochs are short next to the noise) and one more
+pair before each optimizer's timings, so that the floors and the optimizers meet the same
+load over the run. Output: one
 Markdown report printed and written to ``speed.md``, and every number in ``speed.json``
 (NaN as null), both in ``--out``. The exit status is 1 when a part failed (it is
 reported, and the other parts still run).
@@ -92,6 +95,7 @@ ROW_LENGTHS = {
 ZIPF_EXPONENT = 0.95
 FIRST_FIT_ROWS = 1_000
 MATVEC_REPEATS = 20
+MATVEC_EXTRA = 5  # more before each optimizer's timings
 
 
 # --------------------------------------------------------------------------- helpers
@@ -552,8 +556,8 @@ def _error(exc):
     return f"{type(exc).__name__}: {exc}".strip()
 
 
-def time_optimizer(entry, estimator_cls, opt, X, y, nnz, sgd_sec, matvec, repeats, seed,
-                   X_test, y_test, log_loss):
+def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_test,
+                   log_loss):
     """Fill ``entry`` with the per-epoch times of ``opt`` (n_jobs=1, n_jobs=-1, kernel)
     and the test log loss of the last fit of each (Hogwild against one thread)."""
     # One thread and all cores alternate fit by fit: their ratio is the speed-up.
@@ -573,6 +577,10 @@ def time_optimizer(entry, estimator_cls, opt, X, y, nnz, sgd_sec, matvec, repeat
     entry["speedup_all_cores"] = one["seconds_per_epoch"] / all_cores["seconds_per_epoch"]
     entry["test_loss_all_cores_vs_one"] = (all_cores["test_log_loss"]
                                            / one["test_log_loss"] - 1.0)
+
+
+def add_ratios(entry, nnz, sgd_sec, matvec):
+    """ns per nonzero and the ratios to SGDClassifier's epoch and to the mat-vec."""
     for key in ("n_jobs=1", "n_jobs=-1", "kernel"):
         e = entry[key]
         e["ns_per_nnz"] = e["seconds_per_epoch"] / nnz * 1e9
@@ -652,20 +660,14 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
         section("memory", memory, tmp, X, y)
 
     matvec, matvec_all = matvec_seconds(X, MATVEC_REPEATS, seed)
-    result["matvec"] = {"seconds": matvec, "all": matvec_all}
     log(f"mat-vec: {matvec * 1e3:.2f} ms")
 
     # Its epochs are short next to the noise of a loaded machine on --quick's small matrix:
     # more pairs there (they are cheap).
-    sgd_sec, sgd_all, _ = per_epoch(
-        lambda it: SGDClassifier(loss="log_loss", max_iter=it, tol=None, random_state=seed),
-        X, y, 3 * repeats if quick else repeats)
-    if not sgd_sec > 0:  # noise larger than two epochs: no ratio can be made from it
-        errors.append(f"SGDClassifier: median (fit 3 - fit 1) / 2 = {sgd_sec:.3g} s, not "
-                      "positive: the machine is too noisy for this data size")
-        sgd_sec = float("nan")
-    result["sgdclassifier"] = {"seconds_per_epoch": sgd_sec, "all": sgd_all,
-                               "pairs": len(sgd_all)}
+    def make_sgd(it):
+        return SGDClassifier(loss="log_loss", max_iter=it, tol=None, random_state=seed)
+
+    sgd_sec, sgd_all, _ = per_epoch(make_sgd, X, y, 3 * repeats if quick else repeats)
     log(f"SGDClassifier: {sgd_sec:.4f} s/epoch")
     lap("matvec_and_sgdclassifier")
 
@@ -673,9 +675,13 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
     for opt in OPTIMIZERS:
         entry = {"first_fit_seconds": first[opt]}
         result["optimizers"][opt] = entry
+        # One more SGDClassifier pair and mat-vecs before each optimizer: the floors'
+        # medians then span the whole timing section, not only its first seconds.
+        sgd_all += per_epoch(make_sgd, X, y, 1)[1]
+        matvec_all += matvec_seconds(X, MATVEC_EXTRA, seed)[1]
         try:
-            time_optimizer(entry, SparseClassifier, opt, X, y, nnz, sgd_sec, matvec,
-                           repeats, seed, X_test, y_test, log_loss)
+            time_optimizer(entry, SparseClassifier, opt, X, y, repeats, seed, X_test,
+                           y_test, log_loss)
         except Exception as exc:  # record and go on: one failing optimizer hides no other
             entry["error"] = _error(exc)
             errors.append(f"{opt}: {entry['error']}")
@@ -684,6 +690,20 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
         log(f"{opt}: {entry['n_jobs=1']['seconds_per_epoch']:.4f} s/epoch (n_jobs=1), "
             f"{entry['n_jobs=-1']['seconds_per_epoch']:.4f} (n_jobs=-1), kernel "
             f"{entry['kernel']['seconds_per_epoch']:.4f}")
+    sgd_sec = _median(sgd_all)
+    matvec = _median(matvec_all)
+    if not sgd_sec > 0:  # noise larger than two epochs: no ratio can be made from it
+        errors.append(f"SGDClassifier: median (fit 3 - fit 1) / 2 = {sgd_sec:.3g} s, not "
+                      "positive: the machine is too noisy for this data size")
+        sgd_sec = float("nan")
+    result["matvec"] = {"seconds": matvec, "all": matvec_all}
+    result["sgdclassifier"] = {"seconds_per_epoch": sgd_sec, "all": sgd_all,
+                               "pairs": len(sgd_all)}
+    log(f"over the whole timing section: mat-vec {matvec * 1e3:.2f} ms, SGDClassifier "
+        f"{sgd_sec:.4f} s/epoch")
+    for entry in result["optimizers"].values():
+        if "error" not in entry:
+            add_ratios(entry, nnz, sgd_sec, matvec)
     lap("optimizers")
 
     sh = section("shuffle", shuffle_comparison, SparseClassifier, X, y, X_test, y_test, seed,
@@ -811,7 +831,8 @@ def report(r):
         f"checks); an optimizer's n_jobs=1 and n_jobs=-1 fits alternate, so both meet "
         f"the same load. Kernel: the `LazyModel.run_epoch` calls of the same epochs. "
         f"SGDClassifier: median over {r['sgdclassifier']['pairs']} pairs of "
-        f"(fit(max_iter=3) - fit(max_iter=1)) / 2. First fit: "
+        f"(fit(max_iter=3) - fit(max_iter=1)) / 2 (the first {r['config']['repeats']} "
+        f"before the optimizers, then one before each). First fit: "
         f"this process's first fit of the optimizer on "
         f"{r['first_fit_in_process']['rows']:,} rows (Numba compilation, "
         f"or cache load: the cache {r['machine']['numba_cache_dir']} had "
@@ -824,8 +845,9 @@ def report(r):
     mv = r["matvec"]["seconds"]
     sg = r["sgdclassifier"]["seconds_per_epoch"]
     nnz = d["nnz"]
-    lines.append(f"| mat-vec `X @ w` (floor, median of {MATVEC_REPEATS}) | | {_s(mv)} | "
-                 f"{_s(mv / nnz * 1e9)} | {_s(mv / sg)} | 1 | | | {MATVEC_REPEATS} calls |")
+    n_mv = len(r["matvec"]["all"])
+    lines.append(f"| mat-vec `X @ w` (floor, median of {n_mv}) | | {_s(mv)} | "
+                 f"{_s(mv / nnz * 1e9)} | {_s(mv / sg)} | 1 | | | {n_mv} calls |")
     lines.append(f"| SGDClassifier(loss=\"log_loss\") | | {_s(sg)} | {_s(sg / nnz * 1e9)} | "
                  f"1 | {_s(sg / mv)} | | | {r['sgdclassifier']['pairs']} pairs |")
     for opt, e in r["optimizers"].items():

@@ -22,7 +22,7 @@ from dense_reference import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sparseopt import _engine
+from sparseopt import _engine, _spec
 
 try:
     from sparseopt import _validation
@@ -573,3 +573,38 @@ def test_adam_table_catch_up_matches_exact_sum(beta_1, beta_2):
         worst = max(worst, abs(P[0, 0, 0] - want) / max(abs(want), abs(u)))
         assert P[0, 0, 1] == pytest.approx(m * beta_1**missed, rel=1e-12)
     assert worst < 1e-14
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    optimizer=st.sampled_from(sorted(RULES)),
+    n_features=st.integers(1, 9),
+    n_outputs=st.integers(1, 3),
+    scale=st.floats(0.01, 2.0),
+    seed=st.integers(0, 2**31 - 1),
+    poison=st.sampled_from([None, math.inf, -math.inf, math.nan]),
+)
+def test_penalty_sums_match_numpy_and_flag_any_nonfinite_number(
+        optimizer, n_features, n_outputs, scale, seed, poison):
+    """The one-pass sums of the objective's penalty equal NumPy's; any non-finite number of
+    the model (weight, state slot or intercept; odd and even counts of weights) makes
+    both NaN, which the estimators report as a divergence."""
+    rng = np.random.default_rng(seed)
+    model = _engine.LazyModel(optimizer, n_features, n_outputs)
+    model.P[:] = rng.normal(size=model.P.shape)
+    model.B[:] = rng.normal(size=model.B.shape)
+    model.G[_spec.G_SCALE] = scale
+    if poison is None:
+        w = model.P[:, :, 0] * scale
+        sum_sq, sum_abs = model.penalty_sums()
+        np.testing.assert_allclose(sum_sq, np.sum(w * w), rtol=1e-12)
+        np.testing.assert_allclose(sum_abs, np.sum(np.abs(w)), rtol=1e-12)
+        assert model.is_finite()
+        return
+    where = rng.integers(model.P.size + model.B.size)
+    if where < model.P.size:
+        model.P.reshape(-1)[where] = poison
+    else:
+        model.B.reshape(-1)[where - model.P.size] = poison
+    assert all(math.isnan(v) for v in model.penalty_sums())
+    assert not model.is_finite()

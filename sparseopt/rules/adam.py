@@ -93,7 +93,7 @@ def catch_up_table(b1, b2, c):
     return powers, np.zeros((0, 0)), first
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")  # LLVM inlines it (see powers.power)
 def table_sum(T, L, rho):
     """``sum_n rho**n * T[L, n]`` by Horner's rule (all terms positive: no cancellation)."""
     row = min(L, T.shape[0] - 1)
@@ -171,37 +171,45 @@ def geometric_catch_up(u, m, v, missed, eta, inv_scale, c, b1, b2, eps):
     return move
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def catch_up(P, j, k, missed, last, eta, inv_scale, c, b1, b2, eps, tables):
     """Replay ``missed`` steps with zero gradient after step ``last``.
 
     ``inv_scale`` is 1/scale at the end of the missed steps and ``c`` the constant decay
     factor of one step; the stored weight moves by ``eta*step_s/scale_s``. ``tables`` is
-    ``catch_up_table(b1, b2, c)``.
+    ``catch_up_table(b1, b2, c)``. The table's closed form is the common case and is
+    inlined; the other methods are not (see ``catch_up_gap``).
     """
     powers, sums, first_bias_free = tables
     m = P[j, k, M]
     v = P[j, k, V]
-    if m != 0.0 and last + 1 >= first_bias_free:
-        if sums.shape[0] > 0:
+    if m != 0.0:
+        bias_free = last + 1 >= first_bias_free
+        if bias_free and sums.shape[0] > 0:
             sqrt_v = math.sqrt(v)
             inv = 1.0 / (sqrt_v + eps)
             B = eta * inv_scale * power(powers, 2, c, missed) * m
             P[j, k, W] -= B * inv * table_sum(sums, missed, sqrt_v * inv)
-            m = 0.0  # done: skip the loop below
         else:
-            move = geometric_catch_up(P[j, k, W], m, v, missed, eta, inv_scale, c, b1, b2,
-                                      eps)
-            if not math.isnan(move):
-                P[j, k, W] -= move
-                m = 0.0
-    if m != 0.0:
-        replay_gap(P, j, k, m, v, missed, last, eta, inv_scale, c, b1, b2, eps)
-    P[j, k, M] = P[j, k, M] * power(powers, 0, b1, missed)
+            catch_up_gap(P, j, k, m, v, missed, last, eta, inv_scale, c, b1, b2, eps,
+                         bias_free)
+    P[j, k, M] = m * power(powers, 0, b1, missed)
     P[j, k, V] = v * power(powers, 1, b2, missed)
 
 
-# Not inlined: the rare slow path stays out of the epoch loop's body.
+# Not inlined: the rare slow paths stay out of the epoch loop's body.
+@njit(cache=True, error_model="numpy")
+def catch_up_gap(P, j, k, m, v, missed, last, eta, inv_scale, c, b1, b2, eps, bias_free):
+    """The weight's move over a gap without the table: a closed form where one is exact
+    to rounding (``geometric_catch_up``, bias corrections 1), else the steps one by one."""
+    if bias_free:
+        move = geometric_catch_up(P[j, k, W], m, v, missed, eta, inv_scale, c, b1, b2, eps)
+        if not math.isnan(move):
+            P[j, k, W] -= move
+            return
+    replay_gap(P, j, k, m, v, missed, last, eta, inv_scale, c, b1, b2, eps)
+
+
 @njit(cache=True, error_model="numpy")
 def replay_gap(P, j, k, m, v, missed, last, eta, inv_scale, c, b1, b2, eps):
     """The missed steps' moves one by one, until a term is below 1e-18 of the weight."""

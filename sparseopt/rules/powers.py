@@ -27,7 +27,9 @@ def power_table(bases):
     return table
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+# Not inlined by Numba (LLVM inlines it, it is small): inside Adam's inlined catch-up, a
+# second level of Numba inlining raises NumbaIRAssumptionWarning at compile time.
+@njit(cache=True, error_model="numpy")
 def power(table, i, base, k):
     """``base**k`` where ``base`` is column ``i`` of ``table``."""
     if k < N_LOW:

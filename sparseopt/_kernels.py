@@ -366,7 +366,10 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
             l1_total *= scale
             scale = 1.0
     total_loss = 0.0
-    next_block = np.empty(1, dtype=np.int64)  # the work counter (see _llvm.fetch_add)
+    # The work counter (see _llvm.fetch_add), reset for each segment. Made once, here:
+    # made inside the segment loop, Numba's parallel pass handled it wrongly (an epoch
+    # ran almost no rows; tests/test_threads_and_order.py checks every block runs).
+    next_block = np.empty(1, dtype=np.int64)
     seg_start = 0
     while seg_start < n:
         seg_end = seg_start

@@ -125,3 +125,35 @@ def test_hogwild_from_joblib_threads(problem):
         delayed(SparseClassifier(random_state=s, n_jobs=-1).fit)(X, y) for s in range(3))
     for est in fits:
         assert _test_loss(est, X_test, y_test) == pytest.approx(reference, rel=0.02)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "rmsprop", "adam", "ftrl"])
+def test_hogwild_loop_on_one_thread_equals_the_one_thread_loop(problem, optimizer):
+    """With one thread the work counter hands out every block once, in order: the Hogwild
+    loop then takes the same steps as the one-thread loop (its per-step scales are
+    precomputed rather than carried, the same products in the same order)."""
+    from sparseopt import _kernels
+    from sparseopt.rules import RULES
+
+    X, y, _, _ = problem
+    X = X[:3000]
+    y = y[:3000].astype(float)
+    rule = RULES[optimizer]
+    settings = _engine.make_settings(optimizer, "log_loss", lam=1e-3,
+                                     epsilon=rule.default_epsilon)
+    order = _engine.row_order(X.shape[0], True, np.random.RandomState(0))
+    sw = np.ones(X.shape[0])
+    models = []
+    for kernel in (_kernels.EPOCH[optimizer], _kernels.HOGWILD[optimizer]):
+        model = _engine.LazyModel(optimizer, X.shape[1], 1)
+        for _ in range(2):
+            args = (X.indptr, X.indices, X.data, y, sw, order, model.P, model.last,
+                    model.B, model.G, settings.hp, settings.loss_id, settings.sched_id,
+                    model.t)
+            extra = (1,) if kernel is _kernels.HOGWILD[optimizer] else ()
+            model.t, _ = kernel(*args, *extra)
+        models.append(model)
+    one, hog = models
+    assert hog.t == one.t == 2 * X.shape[0]
+    np.testing.assert_allclose(hog.P, one.P, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(hog.B, one.B, rtol=1e-12)

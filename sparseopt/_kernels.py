@@ -223,19 +223,10 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
     # The row loop works on views that own nothing (see _llvm.borrowed): with owning
     # arrays it paid two atomic reference-count operations per array per nonzero. The
     # arguments' owners are the caller's; the arrays made here are kept alive to the end.
-    indptr = borrowed(indptr)
-    indices = borrowed(indices)
-    data = borrowed(data)
-    y = borrowed(y)
-    sw = borrowed(sw)
-    order = borrowed(order)
-    P = borrowed(P)
-    last = borrowed(last)
-    B = borrowed(B)
-    hp = borrowed(hp)
-    z = borrowed(z_owner)
-    dl = borrowed(dl_owner)
-    table = borrowed(table_owner)
+    indptr, indices, data, y, sw, order, P, last, B, hp = borrowed(
+        (indptr, indices, data, y, sw, order, P, last, B, hp))
+    z, dl = borrowed((z_owner, dl_owner))
+    table = borrowed(table_owner)  # Adam's is itself a tuple: its arrays are borrowed
     flat_P = P.reshape(P.size)
     record = P.shape[1] * P.shape[2]
     total_loss = 0.0

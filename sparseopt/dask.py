@@ -301,6 +301,6 @@ def _summary(shell, settings, model, *results):
     """(loss, weight, penalty, finite) of a round: a few numbers for the client."""
     loss = float(sum(r.loss for r in results))
     weight = float(sum(r.weight for r in results))
-    penalty = shell._objective(model, settings, 0.0, 1)
-    finite = bool(model.is_finite() and np.isfinite(loss) and np.isfinite(penalty))
+    penalty = shell._objective(model, settings, 0.0, 1)  # NaN if any number is not finite
+    finite = bool(np.isfinite(loss) and np.isfinite(penalty))
     return loss, weight, penalty, finite

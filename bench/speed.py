@@ -18,7 +18,9 @@ Everything runs in one process and one run, on one data set:
   ``n_jobs=-1``: seconds per epoch, ns per nonzero, ratios to SGDClassifier and to the
   mat-vec, the speed-up of all cores and its test log loss against one thread; the
   first fit in this process (compilation or Numba cache load) on its own
-  column; the kernel alone (the ``LazyModel.run_epoch`` calls) for comparison.
+  column; the kernel alone (the ``LazyModel.run_epoch`` calls) for comparison; and the
+  ceiling for the speed-up of all cores: one independent one-thread fit per core at once
+  (:func:`independent_fits`).
 * **shuffle**: adagrad's test log loss after 1, 2 and 3 epochs and seconds per epoch
   with the default shuffle (blocks of rows) and with a full permutation of the rows.
 * **start-up** in fresh processes: ``import sparseopt``, ``from sparseopt import
@@ -60,6 +62,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -328,8 +331,58 @@ def per_epoch(make, X, y, repeats):
     return _median(diffs), diffs, last
 
 
+def independent_fits(make, X, y, repeats, n_fits):
+    """The cores' ceiling for a parallel epoch: ``n_fits`` fits at once, one per thread.
+
+    Each fit has its own model and runs one thread (the kernels release the GIL), so the
+    fits share nothing but the read-only X: what they lose against one fit alone is what
+    the machine loses running ``n_fits`` threads (memory bandwidth, shared caches, a
+    busy host), not what Hogwild's threads lose writing the same weights. Seconds per
+    epoch as in :func:`estimator_epochs` (epochs 2 and 3 of ``FIT_EPOCHS``-epoch fits,
+    start to next start), of each fit, alone and at once alternating; the ceiling is
+    ``n_fits * alone / at once``.
+    """
+    alone, together = [], []
+    for _ in range(repeats):
+        alone += _epochs_at_once(make, X, y, 1)
+        together += _epochs_at_once(make, X, y, n_fits)
+    a, b = _median(alone), _median(together)
+    return {"fits": n_fits, "seconds_per_epoch_alone": a, "seconds_per_epoch_at_once": b,
+            "speedup": n_fits * a / b, "all_alone": alone, "all_at_once": together}
+
+
+def _epochs_at_once(make, X, y, n):
+    """Epochs 2 and 3 of ``n`` fits of ``make(FIT_EPOCHS)`` started at once in threads."""
+    ests = [make(FIT_EPOCHS) for _ in range(n)]
+    gate = threading.Barrier(n)
+    errors = []
+
+    def fit(est):
+        gate.wait()
+        try:
+            est.fit(X, y)
+        except Exception as exc:  # raised below, in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fit, args=(est,)) for est in ests]
+    gc.collect()
+    with EpochClock() as clock:
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    if errors:
+        raise errors[0]
+    seconds = []
+    for ident in {call[2] for call in clock.calls}:
+        calls = sorted(call for call in clock.calls if call[2] == ident)
+        seconds += [calls[i + 1][0] - calls[i][0] for i in (1, 2)]
+    return seconds
+
+
 class EpochClock:
-    """While active, record the start and end of every ``LazyModel.run_epoch`` call.
+    """While active, record the start, the end and the thread of every
+    ``LazyModel.run_epoch`` call.
 
     The time between the starts of two consecutive epochs of one ``fit`` is everything
     the estimator does per epoch (shuffle, kernel, objective, checks); the call itself is
@@ -349,7 +402,7 @@ class EpochClock:
             try:
                 return original(model, *args, **kwargs)
             finally:
-                calls.append((start, _now()))
+                calls.append((start, _now(), threading.get_ident()))
 
         self.cls.run_epoch = run_epoch
         return self
@@ -577,6 +630,11 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
     entry["speedup_all_cores"] = one["seconds_per_epoch"] / all_cores["seconds_per_epoch"]
     entry["test_loss_all_cores_vs_one"] = (all_cores["test_log_loss"]
                                            / one["test_log_loss"] - 1.0)
+    n_cores = machine_info()["usable_cores"]
+    if n_cores > 1:
+        entry["independent_fits"] = independent_fits(
+            lambda it: estimator_cls(optimizer=opt, max_iter=it, n_jobs=1, random_state=seed),
+            X, y, repeats, n_cores)
 
 
 def add_ratios(entry, nnz, sgd_sec, matvec):
@@ -687,9 +745,11 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
             errors.append(f"{opt}: {entry['error']}")
             log(f"{opt}: FAILED: {entry['error']}")
             continue
+        ceiling = entry.get("independent_fits")
         log(f"{opt}: {entry['n_jobs=1']['seconds_per_epoch']:.4f} s/epoch (n_jobs=1), "
             f"{entry['n_jobs=-1']['seconds_per_epoch']:.4f} (n_jobs=-1), kernel "
-            f"{entry['kernel']['seconds_per_epoch']:.4f}")
+            f"{entry['kernel']['seconds_per_epoch']:.4f}"
+            + (f"; independent fits at once: {ceiling['speedup']:.2f}x" if ceiling else ""))
     sgd_sec = _median(sgd_all)
     matvec = _median(matvec_all)
     if not sgd_sec > 0:  # noise larger than two epochs: no ratio can be made from it
@@ -866,12 +926,18 @@ def report(r):
     lines += ["", "## All cores (Hogwild) against one thread", "",
               f"n_jobs=-1 runs {m['usable_cores']} lock-free threads over blocks of rows. Test "
               "log loss of the last timed fit (4 epochs) of each.", "",
-              "| optimizer | speed-up | test log loss n_jobs=1 | n_jobs=-1 | difference |",
-              "|---|---|---|---|---|"]
+              "Ceiling: as many independent one-thread fits at once as there are cores, "
+              "each its own model, sharing only X (`independent_fits`): the speed-up the "
+              "cores give when no weight is shared, against the same fit alone.", "",
+              "| optimizer | speed-up | ceiling | test log loss n_jobs=1 | n_jobs=-1 | "
+              "difference |",
+              "|---|---|---|---|---|---|"]
     for opt, e in r["optimizers"].items():
         if "error" in e:
             continue
+        ceiling = e.get("independent_fits")
         lines.append(f"| {opt} | {_s(e['speedup_all_cores'])}x | "
+                     f"{_s(ceiling['speedup']) + 'x' if ceiling else ''} | "
                      f"{e['n_jobs=1']['test_log_loss']:.5f} | "
                      f"{e['n_jobs=-1']['test_log_loss']:.5f} | "
                      f"{100 * e['test_loss_all_cores_vs_one']:+.2f}% |")

@@ -119,11 +119,12 @@ def _flush(RULE, P, last, G, hp, T, table):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _step_intercept(RULE, B, s, dl, eta, hp, bc1, bc2, averaging, n_averaged):
-    """The intercept's step: the same rule, never decayed or penalized (once per row)."""
+def _step_intercept(RULE, B, g, eta, hp, bc1, bc2, averaging, n_averaged):
+    """The intercept's step with gradients ``g`` (one per output): the same rule, never
+    decayed or penalized."""
     for k in range(B.shape[1]):
         before = B[0, k, 0]
-        rules.step(RULE, B, 0, k, s * dl[k], eta, 1.0, 0.0, 0.0, hp, bc1, bc2, 0.0)
+        rules.step(RULE, B, 0, k, g[k], eta, 1.0, 0.0, 0.0, hp, bc1, bc2, 0.0)
         if averaging:
             B[0, k, rules.sgd.AVG] += (B[0, k, 0] - before) * n_averaged
 
@@ -131,7 +132,7 @@ def _step_intercept(RULE, B, s, dl, eta, hp, bc1, bc2, averaging, n_averaged):
 @njit(cache=True, inline="always", error_model="numpy")
 def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_P, record,
               hp, loss_id, table, c_const, z, dl, eta, scale_prev, l1_prev, scale, l1_total,
-              averaging, scale_sum, n_averaged):
+              averaging, scale_sum, n_averaged, pending, q):
     """Step ``t`` on row ``order[r]``; returns its weighted loss (before the step).
 
     ``scale_prev``/``l1_prev`` are the global scale and L1 total after step t-1 (what the
@@ -142,6 +143,11 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_
     computed once per epoch. Timestamps only move forward: a Hogwild thread a few steps
     behind another must not rewind ``last`` (the other thread's catch-up would then replay
     those steps twice).
+
+    With ``q >= 0`` the intercept's step is also written to row ``q`` of ``pending`` (its
+    gradients, step size and Adam's bias corrections), for a Hogwild thread, which steps
+    a private copy of the intercept here, to take on the shared one later (see
+    ``_epoch_hogwild``).
     """
     n_out = P.shape[1]
     lam1 = hp[_spec.LAM1]
@@ -172,6 +178,8 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_
             z[k] = z[k] * scale_prev + B[0, k, 0]
     s = sw[i]
     loss = s * losses.row_loss_grad(loss_id, z, y[i], hp[_spec.LOSS_PARAM], dl)
+    for k in range(n_out):
+        dl[k] *= s  # the weighted loss's derivatives from here on
 
     inv_scale = 1.0 / scale
     bc1 = 1.0
@@ -180,7 +188,7 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_
         bc1 = 1.0 - hp[_spec.BETA1] ** float(t)
         bc2 = 1.0 - hp[_spec.BETA2] ** float(t)
     if n_out == 1 and not averaging:
-        g_row = s * dl[0]
+        g_row = dl[0]
         for p in range(start, end):
             j = indices[p]
             rules.step(
@@ -196,16 +204,22 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_
             for k in range(n_out):
                 before = P[j, k, 0]
                 rules.step(
-                    RULE, P, j, k, s * dl[k] * x, eta, inv_scale, lam1, lam2, hp, bc1,
-                    bc2, l1_total,
+                    RULE, P, j, k, dl[k] * x, eta, inv_scale, lam1, lam2, hp, bc1, bc2,
+                    l1_total,
                 )
                 if averaging:
                     P[j, k, rules.sgd.AVG] += (P[j, k, 0] - before) * scale_sum
             if rules.needs_timestamp(RULE) and last[j] < t:
                 last[j] = t
     if hp[_spec.FIT_INTERCEPT] != 0.0:
-        _step_intercept(RULE, B, s, dl, eta * hp[_spec.INTERCEPT_RATE], hp, bc1, bc2,
-                        averaging, n_averaged)
+        eta_b = eta * hp[_spec.INTERCEPT_RATE]
+        _step_intercept(RULE, B, dl, eta_b, hp, bc1, bc2, averaging, n_averaged)
+        if q >= 0:
+            for k in range(n_out):
+                pending[q, k] = dl[k]
+            pending[q, n_out] = eta_b
+            pending[q, n_out + 1] = bc1
+            pending[q, n_out + 2] = bc2
     return loss
 
 
@@ -215,6 +229,7 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
     n_out = P.shape[1]
     z_owner = np.empty(n_out)
     dl_owner = np.empty(n_out)
+    pending_owner = np.empty((1, n_out + 3))  # not used: the intercept steps at once
     lam = rules.decay_strength(RULE, hp[_spec.LAM])
     c_const = 1.0 - hp[_spec.ETA0] * lam
     table_owner = rules.catch_up_table(RULE, hp, c_const)
@@ -225,7 +240,7 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
     # arguments' owners are the caller's; the arrays made here are kept alive to the end.
     indptr, indices, data, y, sw, order, P, last, B, hp = borrowed(
         (indptr, indices, data, y, sw, order, P, last, B, hp))
-    z, dl = borrowed((z_owner, dl_owner))
+    z, dl, pending = borrowed((z_owner, dl_owner, pending_owner))
     table = borrowed(table_owner)  # Adam's is itself a tuple: its arrays are borrowed
     flat_P = P.reshape(P.size)
     record = P.shape[1] * P.shape[2]
@@ -252,7 +267,7 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
             total_loss += _row_step(
                 RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_P, record,
                 hp, loss_id, table, c_const, z, dl, eta, scale_prev, l1_prev, scale,
-                l1_total, averaging, scale_sum, n_averaged,
+                l1_total, averaging, scale_sum, n_averaged, pending, -1,
             )
             r += 1
             if averaging and t >= average_start:
@@ -268,11 +283,11 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
         G[_spec.G_AVG_COUNT] = n_averaged
         _flush(RULE, P, last, G, hp, t, table)
         if r >= n:
-            keep_alive((z_owner, dl_owner, table_owner))
+            keep_alive((z_owner, dl_owner, pending_owner, table_owner))
             return t, total_loss
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def penalty_sums(P, B, scale):
     """``(sum w**2, sum |w|)`` over the true weights ``scale * P[..., 0]``, in one pass.
 
@@ -318,6 +333,7 @@ def penalty_sums(P, B, scale):
 # steps of each other (a lag of 256 steps cost Adam about 2% of test loss on synthetic
 # text; Adagrad and SGD did not notice).
 HOGWILD_BLOCK = 64
+INTERCEPT_SYNC = 16
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -357,6 +373,15 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
             l1_total *= scale
             scale = 1.0
     total_loss = 0.0
+    n_out = P.shape[1]
+    # Every row writes the intercept: threads stepping it at once would pass its cache line
+    # between the cores at every row. With two or more threads, each steps a private copy
+    # for the rows of a block (taken from the shared one at the block's start) and then
+    # takes the same steps, the same gradients in the same order, on the shared one. A
+    # thread sees the other threads' intercept steps up to a block late. (Stepping the
+    # shared intercept late without a private copy, so that a thread's own margins missed
+    # its last steps, cost Adam 2.6% of test loss on tests/test_threads_and_order.py's data.)
+    hold_intercept = n_threads > 1 and hp[_spec.FIT_INTERCEPT] != 0.0
     # The work counter (see _llvm.fetch_add), reset for each segment. Made once, here:
     # made inside the segment loop, Numba's parallel pass handled it wrongly (an epoch
     # ran almost no rows; tests/test_threads_and_order.py checks every block runs).
@@ -371,25 +396,35 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
         lane_loss = np.zeros(n_threads)
         next_block[0] = 0
         for lane in prange(n_threads):
-            z = np.empty(P.shape[1])
-            dl = np.empty(P.shape[1])
+            z = np.empty(n_out)
+            dl = np.empty(n_out)
+            pending = np.empty((INTERCEPT_SYNC, n_out + 3))
+            own_B = B.copy() if hold_intercept else B
             lane_total = 0.0
             while True:
                 blk = fetch_add(next_block, 0, 1)
                 if blk >= n_blocks:
                     break
                 first = seg_start + blk * HOGWILD_BLOCK
-                for r in range(first, min(first + HOGWILD_BLOCK, seg_end)):
+                block_end = min(first + HOGWILD_BLOCK, seg_end)
+                for r in range(first, block_end):
                     step_t = t + r + 1
                     eta = learning_rate(sched_id, step_t, hp)
                     scale_r = scale_before[r] * (1.0 - eta * lam)
                     l1_r = l1_before[r] + eta * (1.0 / scale_r)
+                    q = (r - first) % INTERCEPT_SYNC
                     lane_total += _row_step(
-                        RULE, indptr, indices, data, y, sw, order, r, step_t, P, last, B,
+                        RULE, indptr, indices, data, y, sw, order, r, step_t, P, last, own_B,
                         flat_P, record, hp, loss_id, table, c_const, z, dl, eta,
-                        scale_before[r],
-                        l1_before[r], scale_r, l1_r, False, 0.0, 0.0,
+                        scale_before[r], l1_before[r], scale_r, l1_r, False, 0.0, 0.0,
+                        pending, q if hold_intercept else -1,
                     )
+                    if hold_intercept and (q == INTERCEPT_SYNC - 1 or r == block_end - 1):
+                        for p in range(q + 1):
+                            _step_intercept(RULE, B, pending[p], pending[p, n_out], hp,
+                                            pending[p, n_out + 1], pending[p, n_out + 2],
+                                            False, 0.0)
+                        own_B[:] = B
             lane_loss[lane] = lane_total
         total_loss += lane_loss.sum()
         # The segment's last step, then a fold (a flush) as the one-thread loop does.
@@ -403,41 +438,42 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
 
 
 # One compiled loop per rule: the rule code is a literal, so everything rule-specific is
-# resolved at compile time.
-@njit(cache=True, error_model="numpy")
+# resolved at compile time. They release the GIL: fits in several Python threads (joblib's
+# threading backend, a grid search) run their epochs at once.
+@njit(cache=True, nogil=True, error_model="numpy")
 def epoch_sgd(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id, t):
     return _epoch(SGD, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                   sched_id, t)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def epoch_adagrad(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
                   t):
     return _epoch(ADAGRAD, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                   sched_id, t)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def epoch_rmsprop(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
                   t):
     return _epoch(RMSPROP, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                   sched_id, t)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def epoch_adadelta(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
                    t):
     return _epoch(ADADELTA, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                   sched_id, t)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def epoch_adam(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id, t):
     return _epoch(ADAM, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                   sched_id, t)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def epoch_ftrl(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id, t):
     return _epoch(FTRL, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                   sched_id, t)

@@ -1,5 +1,9 @@
 """Row orders of an epoch (the shuffle modes) and the Hogwild loop (n_jobs != 1)."""
 
+import sys
+import threading
+import time
+
 import numpy as np
 import pytest
 from joblib import Parallel, delayed
@@ -157,3 +161,46 @@ def test_hogwild_loop_on_one_thread_equals_the_one_thread_loop(problem, optimize
     assert hog.t == one.t == 2 * X.shape[0]
     np.testing.assert_allclose(hog.P, one.P, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(hog.B, one.B, rtol=1e-12)
+
+
+def test_one_thread_epochs_release_the_gil(problem):
+    """While one-thread epochs run in two Python threads, the main thread runs Python code
+    (it could not if they held the GIL: with a long switch interval a thread gives the GIL
+    up only where it blocks, or in code that releases it), and each thread's model is the
+    one it gives alone."""
+    X, y, _, _ = problem
+    y = y.astype(float)
+    settings = _engine.make_settings("adagrad", "log_loss", lam=1e-6)
+    sw = np.ones(X.shape[0])
+    orders = [_engine.row_order(X.shape[0], True, np.random.RandomState(s)) for s in (0, 1)]
+
+    def epochs(model, order, spans):
+        for _ in range(3):
+            start = time.perf_counter()
+            model.run_epoch(X, y, sw, order, settings)
+            spans.append((start, time.perf_counter()))
+
+    alone = [_engine.LazyModel("adagrad", X.shape[1], 1) for _ in orders]
+    for model, order in zip(alone, orders):
+        epochs(model, order, [])  # also compiles before the threads
+    together = [_engine.LazyModel("adagrad", X.shape[1], 1) for _ in orders]
+    spans = [[], []]
+    ticks = []
+    threads = [threading.Thread(target=epochs, args=(m, o, sp))
+               for m, o, sp in zip(together, orders, spans)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    try:
+        for th in threads:
+            th.start()
+        while any(th.is_alive() for th in threads):
+            ticks.append(time.perf_counter())
+            time.sleep(0.0002)
+    finally:
+        sys.setswitchinterval(interval)
+    ticks = np.array(ticks)
+    inside = sum(np.sum((ticks > start) & (ticks < end)) for sp in spans for start, end in sp)
+    assert inside > 0, (spans, ticks)
+    for one, two in zip(alone, together):
+        np.testing.assert_array_equal(one.P, two.P)
+        np.testing.assert_array_equal(one.B, two.B)

@@ -32,8 +32,10 @@ def step(P, j, k, g, a, beta, lam1, lam2):
     z = P[j, k, Z] + g - sigma * P[j, k, W]
     P[j, k, Z] = z
     P[j, k, N] = n_new
-    if abs(z) <= lam1:
-        P[j, k, W] = 0.0
-    else:
-        shrunk = z - lam1 if z > 0.0 else z + lam1
-        P[j, k, W] = -shrunk / ((beta + sqrt_new) / a + lam2)
+    # z shrunk towards 0 by lam1, 0 where |z| <= lam1; ``0.0 -`` turns -0.0 into 0.0.
+    # Written without a branch: inlined into a loop of a parallel region, the branch's
+    # variables broke Numba's SSA pass (NumbaIRAssumptionWarning). The denominator is 0
+    # only with n = 0, beta = 0 and lam2 = 0, where z = 0 too: the smallest positive
+    # double there keeps 0/0 out (and is no other denominator's maximum).
+    shrunk = math.copysign(max(abs(z) - lam1, 0.0), z)
+    P[j, k, W] = 0.0 - shrunk / max((beta + sqrt_new) / a + lam2, 5e-324)

@@ -20,7 +20,7 @@ Everything runs in one process and one run, on one data set:
   first fit in this process (compilation or Numba cache load) on its own
   column; the kernel alone (the ``LazyModel.run_epoch`` calls) for comparison; and the
   ceiling for the speed-up of all cores: one independent one-thread fit per core at once
-  (:func:`independent_fits`).
+  (:func:`fit_at_once`), alternating with the others.
 * **shuffle**: adagrad's test log loss after 1, 2 and 3 epochs and seconds per epoch
   with the default shuffle (blocks of rows) and with a full permutation of the rows.
 * **start-up** in fresh processes: ``import sparseopt``, ``from sparseopt import
@@ -331,30 +331,16 @@ def per_epoch(make, X, y, repeats):
     return _median(diffs), diffs, last
 
 
-def independent_fits(make, X, y, repeats, n_fits):
-    """The cores' ceiling for a parallel epoch: ``n_fits`` fits at once, one per thread.
+def fit_at_once(ests, X, y):
+    """Fit ``ests`` at once, one Python thread each (in this thread when there is one).
 
-    Each fit has its own model and runs one thread (the kernels release the GIL), so the
-    fits share nothing but the read-only X: what they lose against one fit alone is what
-    the machine loses running ``n_fits`` threads (memory bandwidth, shared caches, a
-    busy host), not what Hogwild's threads lose writing the same weights. Seconds per
-    epoch as in :func:`estimator_epochs` (epochs 2 and 3 of ``FIT_EPOCHS``-epoch fits,
-    start to next start), of each fit, alone and at once alternating; the ceiling is
-    ``n_fits * alone / at once``.
+    The one-thread kernels release the GIL, so the fits' epochs run in parallel; each
+    has its own model and they share nothing but the read-only X.
     """
-    alone, together = [], []
-    for _ in range(repeats):
-        alone += _epochs_at_once(make, X, y, 1)
-        together += _epochs_at_once(make, X, y, n_fits)
-    a, b = _median(alone), _median(together)
-    return {"fits": n_fits, "seconds_per_epoch_alone": a, "seconds_per_epoch_at_once": b,
-            "speedup": n_fits * a / b, "all_alone": alone, "all_at_once": together}
-
-
-def _epochs_at_once(make, X, y, n):
-    """Epochs 2 and 3 of ``n`` fits of ``make(FIT_EPOCHS)`` started at once in threads."""
-    ests = [make(FIT_EPOCHS) for _ in range(n)]
-    gate = threading.Barrier(n)
+    if len(ests) == 1:
+        ests[0].fit(X, y)
+        return
+    gate = threading.Barrier(len(ests))
     errors = []
 
     def fit(est):
@@ -365,19 +351,12 @@ def _epochs_at_once(make, X, y, n):
             errors.append(exc)
 
     threads = [threading.Thread(target=fit, args=(est,)) for est in ests]
-    gc.collect()
-    with EpochClock() as clock:
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
     if errors:
         raise errors[0]
-    seconds = []
-    for ident in {call[2] for call in clock.calls}:
-        calls = sorted(call for call in clock.calls if call[2] == ident)
-        seconds += [calls[i + 1][0] - calls[i][0] for i in (1, 2)]
-    return seconds
 
 
 class EpochClock:
@@ -427,7 +406,9 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET):
 
     ``make`` may also be a dict of such callables: their fits then alternate (one fit of
     each per round), so that configurations compared with each other (one thread and
-    all cores) meet the same load on a shared machine; the result is a dict by key.
+    all cores) meet the same load on a shared machine; the result is a dict by key. A
+    callable may return a list of estimators: they are fitted at once
+    (:func:`fit_at_once`) and the epochs of each count.
 
     Up to ``repeats`` fits of ``FIT_EPOCHS`` epochs (no more once ``budget`` seconds are
     spent and ``MIN_FITS`` are done); epochs 2 and 3 of each are timed from start to next
@@ -449,18 +430,27 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET):
         for key, one in makes.items():
             if key in fallback:
                 continue
+            made = one(FIT_EPOCHS)
+            ests = made if isinstance(made, list) else [made]
+            gc.collect()
             with EpochClock() as clock:
-                _, last[key] = fit_seconds(one(FIT_EPOCHS), X, y)
-            calls = clock.calls
-            if len(calls) != FIT_EPOCHS:
+                fit_at_once(ests, X, y)
+            last[key] = ests[0]
+            by_thread = {}
+            for start, end, thread in sorted(clock.calls):
+                by_thread.setdefault(thread, []).append((start, end))
+            if [len(c) for c in by_thread.values()] != [FIT_EPOCHS] * len(ests):
+                if len(ests) > 1:
+                    raise RuntimeError(f"{key}: not every fit ran {FIT_EPOCHS} epochs")
                 sec, every, fitted = per_epoch(one, X, y, repeats)
                 fallback[key] = ({"seconds_per_epoch": sec, "all": every,
                                   "method": "(fit 3 - fit 1) / 2: run_epoch calls not seen"},
                                  None, fitted)
                 continue
-            for i in (1, 2):
-                epochs[key].append(calls[i + 1][0] - calls[i][0])
-                kernel[key].append(calls[i][1] - calls[i][0])
+            for calls in by_thread.values():
+                for i in (1, 2):
+                    epochs[key].append(calls[i + 1][0] - calls[i][0])
+                    kernel[key].append(calls[i][1] - calls[i][0])
     out = {
         key: fallback.get(key) or (
             {"seconds_per_epoch": _median(epochs[key]), "all": epochs[key],
@@ -613,12 +603,17 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
                    log_loss):
     """Fill ``entry`` with the per-epoch times of ``opt`` (n_jobs=1, n_jobs=-1, kernel)
     and the test log loss of the last fit of each (Hogwild against one thread)."""
-    # One thread and all cores alternate fit by fit: their ratio is the speed-up.
-    results = estimator_epochs(
-        {n_jobs: (lambda it, j=n_jobs: estimator_cls(optimizer=opt, max_iter=it, n_jobs=j,
-                                                     random_state=seed))
-         for n_jobs in (1, -1)},
-        X, y, repeats)
+    # One thread, all cores and the ceiling (one independent one-thread fit per core, at
+    # once: what the cores give when no weight is shared) alternate fit by fit.
+    def make(it, n_jobs=1):
+        return estimator_cls(optimizer=opt, max_iter=it, n_jobs=n_jobs, random_state=seed)
+
+    n_cores = machine_info()["usable_cores"]
+    makes = {1: make, -1: lambda it: make(it, -1)}
+    if n_cores > 1:
+        makes["at once"] = lambda it: [make(it) for _ in range(n_cores)]
+    results = estimator_epochs(makes, X, y, repeats)
+    at_once = results.pop("at once", None)
     for n_jobs, (timing, kernel, last) in results.items():
         timing["test_log_loss"] = float(
             log_loss(y_test, last.predict_proba(X_test), labels=last.classes_))
@@ -630,11 +625,12 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
     entry["speedup_all_cores"] = one["seconds_per_epoch"] / all_cores["seconds_per_epoch"]
     entry["test_loss_all_cores_vs_one"] = (all_cores["test_log_loss"]
                                            / one["test_log_loss"] - 1.0)
-    n_cores = machine_info()["usable_cores"]
-    if n_cores > 1:
-        entry["independent_fits"] = independent_fits(
-            lambda it: estimator_cls(optimizer=opt, max_iter=it, n_jobs=1, random_state=seed),
-            X, y, repeats, n_cores)
+    if at_once is not None:
+        timing = at_once[0]
+        entry["independent_fits"] = {
+            "fits": n_cores, "seconds_per_epoch": timing["seconds_per_epoch"],
+            "all": timing["all"],
+            "speedup": n_cores * one["seconds_per_epoch"] / timing["seconds_per_epoch"]}
 
 
 def add_ratios(entry, nnz, sgd_sec, matvec):
@@ -927,7 +923,7 @@ def report(r):
               f"n_jobs=-1 runs {m['usable_cores']} lock-free threads over blocks of rows. Test "
               "log loss of the last timed fit (4 epochs) of each.", "",
               "Ceiling: as many independent one-thread fits at once as there are cores, "
-              "each its own model, sharing only X (`independent_fits`): the speed-up the "
+              "each its own model, sharing only X (`fit_at_once`): the speed-up the "
               "cores give when no weight is shared, against the same fit alone.", "",
               "| optimizer | speed-up | ceiling | test log loss n_jobs=1 | n_jobs=-1 | "
               "difference |",

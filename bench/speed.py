@@ -26,7 +26,8 @@ Everything runs in one process and one run, on one data set:
 * **start-up** in fresh processes: ``import sparseopt``, ``from sparseopt import
   SparseClassifier`` and a first fit on 1,000 rows, with an empty Numba cache and then
   warm; in the same cold process, the first fit of every other optimizer, so that the
-  compile time of all optimizers is the sum of their first fits.
+  compile time of all optimizers is the sum of their first fits; and, warm, the floor
+  under import plus first fit that scikit-learn and Numba set (:data:`FLOOR_CHILD`).
 * **memory**: peak resident memory of a 1-epoch adagrad fit in a child process, against
   the size of X and of the model state.
 * **data size**: adagrad's seconds per epoch on 1/8, 1/4, 1/2 and all rows.
@@ -499,6 +500,25 @@ print(json.dumps({"import_sparseopt": t1 - t0, "import_estimator": t2 - t1,
                   "all_first_fits": sum(fits.values())}))
 """
 
+# What any Numba-compiled scikit-learn estimator pays before its first fit: scikit-learn's
+# base classes, Numba, and Numba's one-time set-up at the first call of a cached jitted
+# function (here a tiny one of sparseopt's, its cache warm), each in a fresh process.
+FLOOR_CHILD = r"""
+import json, time
+t0 = time.perf_counter()
+import sklearn.base
+t1 = time.perf_counter()
+import numba
+t2 = time.perf_counter()
+import numpy as np
+from sparseopt import _kernels
+t3 = time.perf_counter()
+_kernels.penalty_sums(np.zeros((2, 1, 2)), np.zeros((1, 1, 2)), 1.0)
+t4 = time.perf_counter()
+print(json.dumps({"import_sklearn_base": t1 - t0, "import_numba": t2 - t1,
+                  "first_jit_call": t4 - t3}))
+"""
+
 MEMORY_CHILD = r"""
 import json, resource, sys, time
 import numpy as np, scipy.sparse as sp
@@ -576,7 +596,9 @@ def startup(tmp, X, y, optimizers=OPTIMIZERS):
     env = {"NUMBA_CACHE_DIR": cache}
     cold = run_child(STARTUP_CHILD, [small, ",".join(optimizers)], env)
     warm = run_child(STARTUP_CHILD, [small, ",".join(optimizers)], env)
-    return {"cold": cold, "warm": warm, "rows": min(FIRST_FIT_ROWS, X.shape[0])}
+    floor = run_child(FLOOR_CHILD, [], env)
+    return {"cold": cold, "warm": warm, "floor": floor,
+            "rows": min(FIRST_FIT_ROWS, X.shape[0])}
 
 
 def memory(tmp, X, y):
@@ -994,6 +1016,17 @@ def _startup_lines(st):
     lines += ["", f"Compile time of these optimizers together (empty cache, same child, "
               f"first fit of each, one thread): **{_s(cold['all_first_fits'])} s** "
               f"({_fmt_dict(cold['first_fits'])}; adamw shares adam's kernel)."]
+    floor = st.get("floor")
+    if floor:
+        parts = [floor["import_sklearn_base"], floor["import_numba"], floor["first_jit_call"]]
+        lines += ["", f"What any Numba-compiled scikit-learn estimator pays before its first "
+                  f"fit (warm cache, a fresh process): `import sklearn.base` "
+                  f"{_s(parts[0])} s, then `import numba` {_s(parts[1])} s, then Numba's "
+                  f"one-time set-up at the first call of a cached jitted function "
+                  f"{_s(parts[2])} s: **{_s(sum(parts))} s**, against sparseopt's import "
+                  f"plus first fit of "
+                  f"{_s(warm['import_sparseopt'] + warm['import_estimator'] + warm['first_fit'])}"
+                  f" s."]
     return lines
 
 

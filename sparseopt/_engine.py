@@ -44,8 +44,18 @@ def row_order(n, shuffle, rng):
     block = min(SHUFFLE_BLOCK, max(1, n // SHUFFLE_BLOCK))
     n_blocks = -(-n // block)
     starts = rng.permutation(n_blocks).astype(np.int64) * block
-    order = (starts[:, None] + np.arange(block, dtype=np.int64)).ravel()
-    return order[order < n] if n % block else order
+    if n == 0:
+        return starts
+    lengths = np.minimum(block, n - starts)  # the last block may be short
+    offsets = np.cumsum(lengths) - lengths
+    # As a running sum: +1 from row to row within a block, and at a block's first position
+    # a jump from the previous block's last row to the block's start. The same order as
+    # broadcasting starts against arange(block) and cutting the rows past n, in 0.5 ms
+    # instead of 3.6-5.7 ms for full pypi_popular's 673k rows (a Hogwild epoch is ~0.1 s).
+    order = np.ones(n, dtype=np.int64)
+    order[offsets[1:]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    order[0] = starts[0]
+    return np.cumsum(order, out=order)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import time
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.multiclass import check_classification_targets
@@ -241,6 +240,9 @@ class _SparseLinear(BaseEstimator):
         return self
 
     def _validation_split(self, X, y, sample_weight):
+        # Imported here: sklearn.model_selection costs every import of this module 30 ms.
+        from sklearn.model_selection import train_test_split
+
         stratify = y if isinstance(self, ClassifierMixin) else None
         try:
             return train_test_split(

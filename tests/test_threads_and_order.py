@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from joblib import Parallel, delayed
 from sklearn.metrics import log_loss
 
@@ -19,6 +21,18 @@ def test_row_order_is_a_permutation(n, shuffle):
     order = _engine.row_order(n, shuffle, np.random.RandomState(0))
     assert order.dtype == np.int64
     np.testing.assert_array_equal(np.sort(order), np.arange(n))
+
+
+@given(n=st.integers(0, 200_000), seed=st.integers(0, 2**31 - 1))
+@settings(max_examples=60, deadline=None)
+def test_block_order_is_whole_blocks_in_a_random_order(n, seed):
+    order = _engine.row_order(n, True, np.random.RandomState(seed))
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    block = min(_engine.SHUFFLE_BLOCK, max(1, n // _engine.SHUFFLE_BLOCK))
+    # each block's rows in order, blocks in the order the seed's permutation gives
+    blocks = np.random.RandomState(seed).permutation(-(-n // block))
+    expected = [np.arange(b * block, min((b + 1) * block, n)) for b in blocks]
+    np.testing.assert_array_equal(order, np.concatenate(expected) if n else order)
 
 
 def test_block_order_keeps_blocks_and_shuffles_them():

@@ -68,6 +68,8 @@ def test_report_has_every_part(quick_run):
     assert _positive(result["matvec"]["seconds"])
     assert _positive(result["sgdclassifier"]["seconds_per_epoch"])
     assert _positive(result["startup"]["cold"]["all_first_fits"])
+    for opt in ("adagrad", "adam"):
+        assert _positive(result["scaling"]["small"][opt]["seconds_per_epoch"])
     assert all(_positive(v) for v in result["startup"]["floor"].values())
     markdown = (out / "speed.md").read_text()
     assert "| method | n_jobs | s/epoch |" in markdown

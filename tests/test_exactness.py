@@ -575,6 +575,46 @@ def test_adam_table_catch_up_matches_exact_sum(beta_1, beta_2):
     assert worst < 1e-14
 
 
+def _adam_bias_gap_by_loop(u, m, v, missed, last, eta, inv_scale, c, b1, b2, eps):
+    """The dense rule's moves over the gap, with its bias corrections, summed exactly."""
+    terms = []
+    for i in range(1, missed + 1):
+        s = last + i
+        m_hat = m * b1**i / (1.0 - b1**s)
+        v_hat = v * b2**i / (1.0 - b2**s)
+        terms.append(eta * inv_scale * c ** (missed - i) * m_hat / (math.sqrt(v_hat) + eps))
+    return u - math.fsum(terms)
+
+
+@pytest.mark.parametrize("beta_1, beta_2, near", [
+    (0.9, 0.999, None), (0.9, 0.9999, None), (0.8, 0.99, None),
+    (0.9, 0.999999, 2**20),  # gaps across the end of the bias table (2**20 steps)
+])
+def test_adam_replay_before_bias_corrections_vanish_matches_exact_sum(beta_1, beta_2, near):
+    """Gaps starting before the bias corrections are 1 are replayed step by step with the
+    tabulated corrections (``catch_up_table``'s ``bias``); against an exact sum."""
+    from sparseopt.rules import adam
+
+    rng = np.random.default_rng(5)
+    c = 1.0 - 1e-6
+    tables = adam.catch_up_table(beta_1, beta_2, c)
+    first = tables[2]
+    worst = 0.0
+    for _ in range(150):
+        missed = int(rng.choice([1, 2, 7, 50, 300, 1500]))
+        last = int(rng.integers(0, first - 1) if near is None else
+                   rng.integers(near - 400, near + 50))
+        u, m = rng.normal(size=2)
+        v = 10.0 ** rng.uniform(-8, 1)
+        eps = 10.0 ** rng.uniform(-8, 0.5)
+        P = np.array([[[u, m, v]]])
+        adam.catch_up(P, 0, 0, missed, last, 0.05, 1.3, c, beta_1, beta_2, eps, tables)
+        want = _adam_bias_gap_by_loop(u, m, v, missed, last, 0.05, 1.3, c, beta_1, beta_2,
+                                      eps)
+        worst = max(worst, abs(P[0, 0, 0] - want) / max(abs(want), abs(u)))
+    assert worst < 1e-14
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     optimizer=st.sampled_from(sorted(RULES)),

@@ -52,6 +52,7 @@ def test_every_optimizer_has_finite_positive_seconds(quick_run):
             assert _positive(entry[key]["seconds_per_epoch"]), (opt, key, entry[key])
             assert _positive(entry[key]["ns_per_nnz"]), (opt, key, entry[key])
         assert _positive(entry["first_fit_seconds"]), (opt, entry)
+        assert abs(entry["test_loss_other_seed_vs_one"]) < 1.0, (opt, entry)
         if result["machine"]["usable_cores"] > 1:
             ceiling = entry["independent_fits"]
             assert ceiling["fits"] == result["machine"]["usable_cores"]

@@ -85,8 +85,10 @@ def test_hogwild_matches_one_thread(problem, optimizer):
     A sanity bound, not the speed issue's 0.5% (``python -m bench.speed`` measures that on
     all of pypi_popular). On 30,000 rows a Hogwild run moves by up to 0.9% from the
     one-thread run with the same seed on an idle machine (RMSProp, systematically lower),
-    and further on a loaded one, where one thread can run far ahead of the other: a CI
-    run saw Adam's mean 1.04% above one thread's.
+    and further on a loaded one, where one thread can run far ahead of the other. Adam
+    is the most sensitive: on this data its one-thread test loss alone moves by 9.4%
+    between random_states 0-5 (random_state=3), and its Hogwild mean measured -0.1% to
+    +1.5% from one thread's in 24 runs on this machine, +2.5% once in CI: its bound is 4%.
     """
     X, y, X_test, y_test = problem
 
@@ -101,7 +103,7 @@ def test_hogwild_matches_one_thread(problem, optimizer):
         assert np.abs(est.coef_).max() > 0.1
     mean_one = np.mean([_test_loss(est, X_test, y_test) for est in one])
     mean_two = np.mean([_test_loss(est, X_test, y_test) for est in two])
-    assert mean_two == pytest.approx(mean_one, rel=0.02)
+    assert mean_two == pytest.approx(mean_one, rel=0.04 if optimizer == "adam" else 0.02)
 
 
 def test_one_thread_is_deterministic(problem):

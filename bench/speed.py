@@ -26,8 +26,9 @@ Everything runs in one process and one run, on one data set:
 * **start-up** in fresh processes: ``import sparseopt``, ``from sparseopt import
   SparseClassifier`` and a first fit on 1,000 rows, with an empty Numba cache and then
   warm; in the same cold process, the first fit of every other optimizer, so that the
-  compile time of all optimizers is the sum of their first fits; and, warm, the floor
-  under import plus first fit that scikit-learn and Numba set (:data:`FLOOR_CHILD`).
+  compile time of all optimizers is the sum of their first fits; and, warm, import plus
+  first fit in one process in parts (:data:`FLOOR_CHILD`): what scikit-learn and Numba
+  cost any such estimator, then what sparseopt adds.
 * **memory**: peak resident memory of a 1-epoch adagrad fit in a child process, against
   the size of X and of the model state.
 * **data size**: adagrad's seconds per epoch on 1/8, 1/4, 1/2 and all rows; adagrad's

@@ -166,6 +166,13 @@ def _numba_cache_files(cache_dir):
     return sum(1 for _ in Path(cache_dir).rglob("*.nbi"))
 
 
+def usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count()
+
+
 def machine_info():
     import numba
     import scipy
@@ -173,14 +180,10 @@ def machine_info():
 
     import sparseopt
 
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
-        "usable_cores": usable,
+        "usable_cores": usable_cores(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
@@ -484,6 +487,14 @@ def shuffle_variants(estimator_cls):
 
 # --------------------------------------------------------------------------- children
 
+# The start-up children's data: the first-fit rows, saved by ``startup``.
+_LOAD_FIRST_FIT_ROWS = r"""
+import numpy as np, scipy.sparse as sp
+z = np.load(sys.argv[1])
+X = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+y = z["y"]
+"""
+
 STARTUP_CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
@@ -491,10 +502,7 @@ import sparseopt
 t1 = time.perf_counter()
 from sparseopt import SparseClassifier
 t2 = time.perf_counter()
-import numpy as np, scipy.sparse as sp
-z = np.load(sys.argv[1])
-X = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-y = z["y"]
+""" + _LOAD_FIRST_FIT_ROWS + r"""
 t3 = time.perf_counter()
 first = SparseClassifier(random_state=0).fit(X, y)
 t4 = time.perf_counter()
@@ -528,10 +536,7 @@ _kernels.penalty_sums(np.zeros((2, 1, 2)), np.zeros((1, 1, 2)), 1.0)
 t4 = time.perf_counter()
 from sparseopt import SparseClassifier
 t5 = time.perf_counter()
-import scipy.sparse as sp
-z = np.load(sys.argv[1])
-X = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-y = z["y"]
+""" + _LOAD_FIRST_FIT_ROWS + r"""
 t6 = time.perf_counter()
 SparseClassifier(random_state=0).fit(X, y)
 t7 = time.perf_counter()
@@ -650,18 +655,21 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
     and the test log loss of the last fit of each (Hogwild against one thread)."""
     # One thread, all cores and the ceiling (one independent one-thread fit per core, at
     # once: what the cores give when no weight is shared) alternate fit by fit.
-    def make(it, n_jobs=1):
-        return estimator_cls(optimizer=opt, max_iter=it, n_jobs=n_jobs, random_state=seed)
+    def make(it, n_jobs=1, random_state=seed):
+        return estimator_cls(optimizer=opt, max_iter=it, n_jobs=n_jobs,
+                             random_state=random_state)
 
-    n_cores = machine_info()["usable_cores"]
+    def test_loss(est):
+        return float(log_loss(y_test, est.predict_proba(X_test), labels=est.classes_))
+
+    n_cores = usable_cores()
     makes = {1: make, -1: lambda it: make(it, -1)}
     if n_cores > 1:
         makes["at once"] = lambda it: [make(it) for _ in range(n_cores)]
     results = estimator_epochs(makes, X, y, repeats)
     at_once = results.pop("at once", None)
     for n_jobs, (timing, kernel, last) in results.items():
-        timing["test_log_loss"] = float(
-            log_loss(y_test, last.predict_proba(X_test), labels=last.classes_))
+        timing["test_log_loss"] = test_loss(last)
         entry[f"n_jobs={n_jobs}"] = timing
         if kernel is not None:
             entry[f"kernel n_jobs={n_jobs}"] = kernel
@@ -672,11 +680,8 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
                                            / one["test_log_loss"] - 1.0)
     # What the comparison is worth: the same one-thread fit with another random_state (a
     # different shuffle) moves the test loss too.
-    other = estimator_cls(optimizer=opt, max_iter=results[1][2].max_iter, n_jobs=1,
-                          random_state=seed + 1).fit(X, y)
-    entry["test_loss_other_seed_vs_one"] = (
-        log_loss(y_test, other.predict_proba(X_test), labels=other.classes_)
-        / one["test_log_loss"] - 1.0)
+    other = make(results[1][2].max_iter, random_state=seed + 1).fit(X, y)
+    entry["test_loss_other_seed_vs_one"] = test_loss(other) / one["test_log_loss"] - 1.0
     if at_once is not None:
         timing = at_once[0]
         entry["independent_fits"] = {

@@ -51,20 +51,21 @@ RECORDS_AHEAD = 2
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _prefetch_ahead(RULE, indptr, indices, data, order, r, flat_P, record, last):
-    """Request the memory that the rows ``r + RECORDS_AHEAD`` and ``r + X_AHEAD`` read.
+def _prefetch_ahead(RULE, indptr, indices, data, order, x_at, records_at, flat_P, record,
+                    last):
+    """Request the CSR slice of row ``order[x_at]`` and the feature records of row
+    ``order[records_at]`` (no request for a position of -1).
 
     ``flat_P`` is the model's records as one flat array of ``record`` numbers per feature.
     A record may straddle two cache lines (24 bytes at offset 48, say), so both its
     first and its last number are requested, and every line between.
     """
-    n = order.shape[0]
-    if r + X_AHEAD < n:
-        i = order[r + X_AHEAD]
+    if x_at >= 0:
+        i = order[x_at]
         prefetch(indices, indptr[i])
         prefetch(data, indptr[i])
-    if r + RECORDS_AHEAD < n:
-        i = order[r + RECORDS_AHEAD]
+    if records_at >= 0:
+        i = order[records_at]
         for q in range(indptr[i], indptr[i + 1]):
             j = indices[q]
             first = j * record
@@ -130,9 +131,9 @@ def _step_intercept(RULE, B, g, eta, hp, bc1, bc2, averaging, n_averaged):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_P, record,
-              hp, loss_id, table, c_const, z, dl, eta, scale_prev, l1_prev, scale, l1_total,
-              averaging, scale_sum, n_averaged, pending, q):
+def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, loss_id, table,
+              c_const, z, dl, eta, scale_prev, l1_prev, scale, l1_total, averaging, scale_sum,
+              n_averaged, pending, q):
     """Step ``t`` on row ``order[r]``; returns its weighted loss (before the step).
 
     ``scale_prev``/``l1_prev`` are the global scale and L1 total after step t-1 (what the
@@ -153,7 +154,6 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_
     lam1 = hp[_spec.LAM1]
     lam2 = hp[_spec.LAM]  # FTRL's L2 inside its closed form
     i = order[r]
-    _prefetch_ahead(RULE, indptr, indices, data, order, r, flat_P, record, last)
     inv_prev = 1.0 / scale_prev
     start = indptr[i]
     end = indptr[i + 1]
@@ -264,10 +264,14 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
             # Step t's decay reaches every weight through the global scale, O(1).
             scale = scale_prev * (1.0 - eta * lam)
             l1_total = l1_prev + eta * (1.0 / scale)
+            _prefetch_ahead(RULE, indptr, indices, data, order,
+                            r + X_AHEAD if r + X_AHEAD < n else -1,
+                            r + RECORDS_AHEAD if r + RECORDS_AHEAD < n else -1,
+                            flat_P, record, last)
             total_loss += _row_step(
-                RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, flat_P, record,
-                hp, loss_id, table, c_const, z, dl, eta, scale_prev, l1_prev, scale,
-                l1_total, averaging, scale_sum, n_averaged, pending, -1,
+                RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, loss_id,
+                table, c_const, z, dl, eta, scale_prev, l1_prev, scale, l1_total, averaging,
+                scale_sum, n_averaged, pending, -1,
             )
             r += 1
             if averaging and t >= average_start:
@@ -338,6 +342,18 @@ INTERCEPT_SYNC = 16
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _position_ahead(r, ahead, block_end, next_first, seg_end):
+    """The position ``ahead`` rows after ``r`` in a Hogwild thread's own sequence: on in
+    this block (which ends at ``block_end``), then on from ``next_first`` in its next;
+    -1 past the segment's end."""
+    p = r + ahead
+    if p < block_end:
+        return p
+    p = next_first + (p - block_end)
+    return p if p < seg_end else -1
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
                    sched_id, t, n_threads):
     """One pass with lock-free threads (Hogwild, Niu et al. 2011); no averaging.
@@ -345,9 +361,9 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
     Threads take the next block of ``HOGWILD_BLOCK`` positions from an atomic counter, so
     all threads work near the same step and the steps' scales they mix stay close, and a
     thread that is paused (by the OS, or a virtual machine's host) holds back one block,
-    not a fixed share of them. The global scale and L1 total of each step are computed up
-    front from the step index, sequentially as the one-thread loop does; where the scale
-    would fall below ``MIN_SCALE`` the pass is cut into segments and folded between them.
+    not a fixed share of them. The global scale and L1 total of each step follow from the
+    step index, computed sequentially as the one-thread loop does; where the scale would
+    fall below ``MIN_SCALE`` the pass is cut into segments and folded between them.
     Threads race on weights and optimizer state (by design), never on a global scalar.
     """
     n = order.shape[0]
@@ -356,23 +372,6 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
     table_owner = rules.catch_up_table(RULE, hp, c_const)
     flat_P = P.reshape(P.size)
     record = P.shape[1] * P.shape[2]
-    # scale and L1 total before each position's step; fold after a position whose scale
-    # falls below MIN_SCALE (then the next starts at scale 1, the total rescaled).
-    scale_before = np.empty(n)
-    l1_before = np.empty(n)
-    folds = np.zeros(n, dtype=np.bool_)
-    scale = G[_spec.G_SCALE]
-    l1_total = G[_spec.G_L1_TOTAL]
-    for r in range(n):
-        scale_before[r] = scale
-        l1_before[r] = l1_total
-        eta = learning_rate(sched_id, t + r + 1, hp)
-        scale = scale * (1.0 - eta * lam)
-        l1_total = l1_total + eta * (1.0 / scale)
-        if scale < _spec.MIN_SCALE:
-            folds[r] = True
-            l1_total *= scale
-            scale = 1.0
     total_loss = 0.0
     n_out = P.shape[1]
     # Every row writes the intercept: threads stepping it at once would pass its cache line
@@ -388,12 +387,30 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
     # made inside the segment loop, Numba's parallel pass handled it wrongly (an epoch
     # ran almost no rows; tests/test_threads_and_order.py checks every block runs).
     next_block = np.empty(1, dtype=np.int64)
+    # The scale and L1 total before the first step of each block: a thread steps them on
+    # from there through its block, as the one-thread loop does from row to row (the
+    # same operations in the same order, so the same numbers). Kept per block, not per
+    # row: arrays of every row's values cost 5 ms of page faults per epoch on full
+    # pypi_popular, outside the threads.
+    block_scale = np.empty(n // HOGWILD_BLOCK + 1)
+    block_l1 = np.empty(n // HOGWILD_BLOCK + 1)
+    scale = G[_spec.G_SCALE]
+    l1_total = G[_spec.G_L1_TOTAL]
     seg_start = 0
     while seg_start < n:
+        # A segment runs to the first step whose scale falls below MIN_SCALE (or to the
+        # end); the fold after it sets the scale back to 1.
         seg_end = seg_start
-        while seg_end < n - 1 and not folds[seg_end]:
+        while True:
+            if (seg_end - seg_start) % HOGWILD_BLOCK == 0:
+                block_scale[(seg_end - seg_start) // HOGWILD_BLOCK] = scale
+                block_l1[(seg_end - seg_start) // HOGWILD_BLOCK] = l1_total
+            eta = learning_rate(sched_id, t + seg_end + 1, hp)
+            scale = scale * (1.0 - eta * lam)
+            l1_total = l1_total + eta * (1.0 / scale)
             seg_end += 1
-        seg_end += 1  # positions [seg_start, seg_end)
+            if scale < _spec.MIN_SCALE or seg_end == n:
+                break
         n_blocks = (seg_end - seg_start + HOGWILD_BLOCK - 1) // HOGWILD_BLOCK
         lane_loss = np.zeros(n_threads)
         next_block[0] = 0
@@ -406,38 +423,50 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
             pending = np.empty((INTERCEPT_SYNC, n_out + 3))
             own_B = B.copy() if hold_intercept else B
             lane_total = 0.0
-            while True:
-                blk = fetch_add(next_block, 0, 1)
-                if blk >= n_blocks:
-                    break
+            # A thread claims its next block while it works on this one, so that its
+            # last rows here can request the memory of the first rows there.
+            blk = fetch_add(next_block, 0, 1)
+            while blk < n_blocks:
+                nxt = fetch_add(next_block, 0, 1)
                 first = seg_start + blk * HOGWILD_BLOCK
                 block_end = min(first + HOGWILD_BLOCK, seg_end)
+                next_first = seg_start + nxt * HOGWILD_BLOCK
+                scale_prev = block_scale[blk]
+                l1_prev = block_l1[blk]
                 for r in range(first, block_end):
+                    _prefetch_ahead(
+                        RULE, indptr, indices, data, order,
+                        _position_ahead(r, X_AHEAD, block_end, next_first, seg_end),
+                        _position_ahead(r, RECORDS_AHEAD, block_end, next_first, seg_end),
+                        flat_P, record, last,
+                    )
                     step_t = t + r + 1
                     eta = learning_rate(sched_id, step_t, hp)
-                    scale_r = scale_before[r] * (1.0 - eta * lam)
-                    l1_r = l1_before[r] + eta * (1.0 / scale_r)
+                    scale_r = scale_prev * (1.0 - eta * lam)
+                    l1_r = l1_prev + eta * (1.0 / scale_r)
                     q = (r - first) % INTERCEPT_SYNC
                     lane_total += _row_step(
                         RULE, indptr, indices, data, y, sw, order, r, step_t, P, last, own_B,
-                        flat_P, record, hp, loss_id, table, c_const, z, dl, eta,
-                        scale_before[r], l1_before[r], scale_r, l1_r, False, 0.0, 0.0,
-                        pending, q if hold_intercept else -1,
+                        hp, loss_id, table, c_const, z, dl, eta, scale_prev, l1_prev, scale_r,
+                        l1_r, False, 0.0, 0.0, pending, q if hold_intercept else -1,
                     )
+                    scale_prev = scale_r
+                    l1_prev = l1_r
                     if hold_intercept and (q == INTERCEPT_SYNC - 1 or r == block_end - 1):
                         for p in range(q + 1):
                             _step_intercept(RULE, B, pending[p], pending[p, n_out], hp,
                                             pending[p, n_out + 1], pending[p, n_out + 2],
                                             False, 0.0)
                         own_B[:] = B
+                blk = nxt
             lane_loss[lane] = lane_total
         total_loss += lane_loss.sum()
-        # The segment's last step, then a fold (a flush) as the one-thread loop does.
-        last_t = t + seg_end
-        eta = learning_rate(sched_id, last_t, hp)
-        G[_spec.G_SCALE] = scale_before[seg_end - 1] * (1.0 - eta * lam)
-        G[_spec.G_L1_TOTAL] = l1_before[seg_end - 1] + eta * (1.0 / G[_spec.G_SCALE])
-        _flush(RULE, P, last, G, hp, last_t, table_owner)
+        # After the segment's last step, a fold (a flush) as the one-thread loop does.
+        G[_spec.G_SCALE] = scale
+        G[_spec.G_L1_TOTAL] = l1_total
+        _flush(RULE, P, last, G, hp, t + seg_end, table_owner)
+        scale = G[_spec.G_SCALE]
+        l1_total = G[_spec.G_L1_TOTAL]
         seg_start = seg_end
     keep_alive(table_owner)
     return t + n, total_loss

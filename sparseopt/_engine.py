@@ -11,6 +11,7 @@ arrays and numbers, so it pickles without any compiled object.
 import math
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -174,6 +175,14 @@ def make_settings(
     return Settings(optimizer, loss, hp, _spec.LOSSES[loss], sched_id)
 
 
+class Epoch(NamedTuple):
+    """What ``LazyModel.run_epoch`` returns."""
+
+    loss: float  # sum of sample_weight * loss over the pass (progressive)
+    sum_sq: float  # sum of squared true weights after it; NaN if the model is not finite
+    sum_abs: float  # sum of their absolute values; NaN likewise
+
+
 class LazyModel:
     """Weights and optimizer state of a linear model trained with lazy updates.
 
@@ -208,9 +217,11 @@ class LazyModel:
         """One pass over the rows ``order`` of CSR ``X``; the model is flushed after it.
 
         ``X`` must have been validated (``_validation.check_csr``): the kernel does not
-        bounds-check. Returns the sum of ``sample_weight * loss`` over the pass, each
-        loss taken before its row's step (progressive loss). ``n_threads > 1`` runs the
-        Hogwild loop (not deterministic; not with averaging, which stays on one thread).
+        bounds-check. Returns an ``Epoch``: the sum of ``sample_weight * loss`` over the
+        pass, each loss taken before its row's step (progressive loss), and the model's
+        ``penalty_sums`` after it (from the flush's pass over the features, not another).
+        ``n_threads > 1`` runs the Hogwild loop (not deterministic; not with averaging,
+        which stays on one thread).
         """
         if settings.optimizer != self.optimizer:
             raise ValueError("settings were made for another optimizer")
@@ -223,10 +234,10 @@ class LazyModel:
             # one Hogwild pass at a time per process. (OpenMP and TBB would not need it.)
             with _HOGWILD_LOCK:
                 numba.set_num_threads(n_threads)
-                self.t, total = _kernels.HOGWILD[self.optimizer](*args, n_threads)
+                self.t, *sums = _kernels.HOGWILD[self.optimizer](*args, n_threads)
         else:
-            self.t, total = _kernels.EPOCH[self.optimizer](*args)
-        return total
+            self.t, *sums = _kernels.EPOCH[self.optimizer](*args)
+        return Epoch(*sums)
 
     @property
     def coef(self):

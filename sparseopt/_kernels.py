@@ -95,28 +95,122 @@ def _catch_up_feature(RULE, P, last, j, T, inv_scale, c, hp, l1_total, table):
             rules.catch_up(RULE, P, j, k, 0, 0, 1.0, 0.0, inv_scale, c, hp, l1_total, table)
 
 
+# Compiled once and called (not inlined into every loop: compile time).
+@njit(cache=True, error_model="numpy")
+def _fold_and_sum(P, lo, hi, scale, n_stored):
+    """Multiply the first ``n_stored`` slots of the records of features ``lo:hi`` by
+    ``scale`` (none for 0) and return ``(sum w**2, sum |w|, bad)`` of their weights after
+    it; ``bad`` is 0 when every number of their records is finite and NaN otherwise
+    (``x * 0.0`` is 0 for a finite ``x``): one pass checks weights and optimizer state.
+
+    One pass for the fold and the sums, with two independent sums of each (one running
+    sum waits on each addition's latency): the flush is memory-bound, and a second pass
+    over the model for the sums cost 2 ms per epoch on full pypi_popular.
+    """
+    flat = P.reshape(P.size)
+    n_slots = P.shape[2]
+    first = lo * P.shape[1]
+    end = hi * P.shape[1]  # weights (j, k) in [first, end), each with n_slots numbers
+    sq0 = sq1 = ab0 = ab1 = bad0 = bad1 = 0.0
+    top = end - (end - first) % 2
+    for i in range(first, top, 2):
+        a = i * n_slots
+        b = a + n_slots
+        for q in range(n_stored):
+            flat[a + q] *= scale
+            flat[b + q] *= scale
+        w0 = flat[a]
+        w1 = flat[b]
+        sq0 += w0 * w0
+        sq1 += w1 * w1
+        ab0 += abs(w0)
+        ab1 += abs(w1)
+        for q in range(1, n_slots):
+            bad0 += flat[a + q] * 0.0
+            bad1 += flat[b + q] * 0.0
+    if top < end:
+        a = top * n_slots
+        for q in range(n_stored):
+            flat[a + q] *= scale
+        w0 = flat[a]
+        sq0 += w0 * w0
+        ab0 += abs(w0)
+        for q in range(1, n_slots):
+            bad0 += flat[a + q] * 0.0
+    return sq0 + sq1, ab0 + ab1, bad0 + bad1
+
+
+# Compiled once and called (not inlined into every loop: compile time).
+@njit(cache=True, error_model="numpy")
+def _checked_sums(B, sum_sq, sum_abs, bad):
+    """The penalty sums, both NaN when they or ``bad`` or any number of the intercept's
+    records is not finite: the objective they enter doubles as the divergence check."""
+    for k in range(B.shape[1]):
+        for q in range(B.shape[2]):
+            bad += B[0, k, q] * 0.0
+    if not (math.isfinite(sum_sq) and math.isfinite(sum_abs) and bad == 0.0):
+        return math.nan, math.nan
+    return sum_sq, sum_abs
+
+
 @njit(cache=True, inline="always", error_model="numpy")
-def _flush(RULE, P, last, G, hp, T, table):
-    """Bring every feature up to date through step ``T`` and fold the global scale."""
+def _settle(RULE, P, last, G, hp, T, table):
+    """Bring every feature up to date through step ``T``; returns how many leading slots
+    of each record the fold must multiply by the scale (0 when it is 1)."""
     scale = G[_spec.G_SCALE]
     c = 1.0 - hp[_spec.ETA0] * rules.decay_strength(RULE, hp[_spec.LAM])
     for j in range(P.shape[0]):
         _catch_up_feature(RULE, P, last, j, T, 1.0 / scale, c, hp, G[_spec.G_L1_TOTAL],
                           table)
-    if scale != 1.0:
-        n_stored = rules.n_stored_units(RULE)
-        scale_sum = G[_spec.G_SCALE_SUM]
+    if scale == 1.0:
+        return 0
+    scale_sum = G[_spec.G_SCALE_SUM]
+    if RULE == SGD and scale_sum != 0.0:
+        # Settle the average's numerator into true units (see rules.sgd), so that no
+        # later sum mixes stored units of different scales.
         for j in range(P.shape[0]):
             for k in range(P.shape[1]):
-                if RULE == SGD and scale_sum != 0.0:
-                    # Settle the average's numerator into true units (see rules.sgd), so
-                    # that no later sum mixes stored units of different scales.
-                    P[j, k, rules.sgd.AVG] -= P[j, k, 0] * scale_sum
-                for s in range(n_stored):
-                    P[j, k, s] *= scale
+                P[j, k, rules.sgd.AVG] -= P[j, k, 0] * scale_sum
+    return rules.n_stored_units(RULE)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _fold_done(G, B, sum_sq, sum_abs, bad):
+    """After the fold: the scale is 1 from here; returns the whole model's penalty sums
+    (``_checked_sums``)."""
+    scale = G[_spec.G_SCALE]
+    if scale != 1.0:
         G[_spec.G_L1_TOTAL] *= scale
         G[_spec.G_SCALE_SUM] = 0.0
         G[_spec.G_SCALE] = 1.0
+    return _checked_sums(B, sum_sq, sum_abs, bad)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _flush(RULE, P, last, B, G, hp, T, table):
+    """Bring every feature up to date through step ``T``, fold the global scale and
+    return the model's penalty sums (``_fold_done``)."""
+    n_stored = _settle(RULE, P, last, G, hp, T, table)
+    sum_sq, sum_abs, bad = _fold_and_sum(P, 0, P.shape[0], G[_spec.G_SCALE], n_stored)
+    return _fold_done(G, B, sum_sq, sum_abs, bad)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def fold_and_sum_threads(P, scale, n_stored, n_threads):
+    """``_fold_and_sum`` of all features, each thread its stripe: a Hogwild epoch's fold.
+
+    The fold is memory-bound: on one thread it was 2-4% of a two-thread epoch on full
+    pypi_popular. One function for every rule (the rule-specific catch-up before it stays
+    on one thread): a parallel loop in each rule's Hogwild loop cost 8 s of compile time.
+    """
+    n = P.shape[0]
+    stripe = (n + n_threads - 1) // n_threads
+    parts = np.zeros((n_threads, 3))
+    for lane in prange(n_threads):
+        lo = min(lane * stripe, n)
+        parts[lane, 0], parts[lane, 1], parts[lane, 2] = _fold_and_sum(
+            P, lo, min(lo + stripe, n), scale, n_stored)
+    return parts[:, 0].sum(), parts[:, 1].sum(), parts[:, 2].sum()
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -225,7 +319,8 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, l
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id, t):
-    """One pass over the rows ``order``; returns (steps done, sum of weighted losses)."""
+    """One pass over the rows ``order``; returns (steps done, sum of weighted losses,
+    sum w**2, sum |w|) (the penalty sums after the pass, see ``_flush``)."""
     n_out = P.shape[1]
     z_owner = np.empty(n_out)
     dl_owner = np.empty(n_out)
@@ -285,50 +380,21 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
         G[_spec.G_L1_TOTAL] = l1_total
         G[_spec.G_SCALE_SUM] = scale_sum
         G[_spec.G_AVG_COUNT] = n_averaged
-        _flush(RULE, P, last, G, hp, t, table)
+        sum_sq, sum_abs = _flush(RULE, P, last, B, G, hp, t, table)
         if r >= n:
             keep_alive((z_owner, dl_owner, pending_owner, table_owner))
-            return t, total_loss
+            return t, total_loss, sum_sq, sum_abs
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def penalty_sums(P, B, scale):
-    """``(sum w**2, sum |w|)`` over the true weights ``scale * P[..., 0]``, in one pass.
+    """``(sum w**2, sum |w|)`` over the true weights ``scale * P[..., 0]``; both NaN when
+    any number of the model (weights, optimizer state, intercept) is not finite.
 
-    Both are NaN when any number of the model (weights, optimizer state, intercept) is
-    not finite, so the objective they enter doubles as the divergence check. This runs
-    after every epoch, on one thread even in a Hogwild fit: one pass, no temporaries,
-    two independent sums of each (one running sum waits on each addition's latency).
-    ``x * 0.0`` is 0 for a finite ``x`` and NaN otherwise.
+    Epochs return these from their flush (``_flush``); this is for a model between them.
     """
-    flat = P.reshape(P.size)
-    n_slots = P.shape[2]
-    n_w = P.shape[0] * P.shape[1]
-    sq0 = sq1 = ab0 = ab1 = bad0 = bad1 = 0.0
-    top = n_w - n_w % 2
-    for i in range(0, top, 2):
-        w0 = flat[i * n_slots]
-        w1 = flat[(i + 1) * n_slots]
-        sq0 += w0 * w0
-        sq1 += w1 * w1
-        ab0 += abs(w0)
-        ab1 += abs(w1)
-        for q in range(1, n_slots):
-            bad0 += flat[i * n_slots + q] * 0.0
-            bad1 += flat[(i + 1) * n_slots + q] * 0.0
-    if top < n_w:
-        w0 = flat[top * n_slots]
-        sq0 += w0 * w0
-        ab0 += abs(w0)
-        for q in range(1, n_slots):
-            bad0 += flat[top * n_slots + q] * 0.0
-    for k in range(B.shape[1]):
-        for q in range(B.shape[2]):
-            bad0 += B[0, k, q] * 0.0
-    sum_sq = sq0 + sq1
-    sum_abs = ab0 + ab1
-    if not (math.isfinite(sum_sq) and math.isfinite(sum_abs) and bad0 + bad1 == 0.0):
-        return math.nan, math.nan
+    sum_sq, sum_abs, bad = _fold_and_sum(P, 0, P.shape[0], 1.0, 0)
+    sum_sq, sum_abs = _checked_sums(B, sum_sq, sum_abs, bad)
     return sum_sq * scale * scale, sum_abs * abs(scale)
 
 
@@ -397,11 +463,12 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
     scale = G[_spec.G_SCALE]
     l1_total = G[_spec.G_L1_TOTAL]
     seg_start = 0
-    while seg_start < n:
+    while True:
         # A segment runs to the first step whose scale falls below MIN_SCALE (or to the
-        # end); the fold after it sets the scale back to 1.
+        # end); the fold after it sets the scale back to 1. (One segment, of no rows, for
+        # an empty order: one flush site, as Adam's inlined catch-up is compile time.)
         seg_end = seg_start
-        while True:
+        while seg_end < n:
             if (seg_end - seg_start) % HOGWILD_BLOCK == 0:
                 block_scale[(seg_end - seg_start) // HOGWILD_BLOCK] = scale
                 block_l1[(seg_end - seg_start) // HOGWILD_BLOCK] = l1_total
@@ -409,7 +476,7 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
             scale = scale * (1.0 - eta * lam)
             l1_total = l1_total + eta * (1.0 / scale)
             seg_end += 1
-            if scale < _spec.MIN_SCALE or seg_end == n:
+            if scale < _spec.MIN_SCALE:
                 break
         n_blocks = (seg_end - seg_start + HOGWILD_BLOCK - 1) // HOGWILD_BLOCK
         lane_loss = np.zeros(n_threads)
@@ -461,15 +528,20 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
                 blk = nxt
             lane_loss[lane] = lane_total
         total_loss += lane_loss.sum()
-        # After the segment's last step, a fold (a flush) as the one-thread loop does.
+        # After the segment's last step, a flush as the one-thread loop does, its fold
+        # and penalty sums on all threads.
         G[_spec.G_SCALE] = scale
         G[_spec.G_L1_TOTAL] = l1_total
-        _flush(RULE, P, last, G, hp, t + seg_end, table_owner)
+        n_stored = _settle(RULE, P, last, G, hp, t + seg_end, table_owner)
+        sum_sq, sum_abs, bad = fold_and_sum_threads(P, scale, n_stored, n_threads)
+        sum_sq, sum_abs = _fold_done(G, B, sum_sq, sum_abs, bad)
+        if seg_end >= n:
+            break
         scale = G[_spec.G_SCALE]
         l1_total = G[_spec.G_L1_TOTAL]
         seg_start = seg_end
     keep_alive(table_owner)
-    return t + n, total_loss
+    return t + n, total_loss, sum_sq, sum_abs
 
 
 # One compiled loop per rule: the rule code is a literal, so everything rule-specific is

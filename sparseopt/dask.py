@@ -283,7 +283,7 @@ def _train_partition(shell, settings, model, part, seed, start, stop):
     order = _engine.row_order(n, shell.shuffle, np.random.default_rng(list(seed)))[start:stop]
     # A worker hands the same deserialized model to all its tasks of the round: copy it.
     model = model.copy()
-    loss = model.run_epoch(X, y, sample_weight, order, settings) if order.size else 0.0
+    loss = model.run_epoch(X, y, sample_weight, order, settings).loss if order.size else 0.0
     row_weight = np.zeros(n)
     row_weight[order] = sample_weight[order]
     per_nonzero = np.repeat(row_weight, np.diff(X.indptr)) * np.square(X.data)
@@ -301,6 +301,6 @@ def _summary(shell, settings, model, *results):
     """(loss, weight, penalty, finite) of a round: a few numbers for the client."""
     loss = float(sum(r.loss for r in results))
     weight = float(sum(r.weight for r in results))
-    penalty = shell._objective(model, settings, 0.0, 1)  # NaN if any number is not finite
+    penalty = shell._penalty(settings, *model.penalty_sums())  # NaN if not finite
     finite = bool(np.isfinite(loss) and np.isfinite(penalty))
     return loss, weight, penalty, finite

@@ -137,13 +137,17 @@ class _SparseLinear(BaseEstimator):
         )
         return as_kernel_csr(X)
 
-    def _objective(self, model, settings, total_loss, n_samples):
-        """Mean loss plus penalty; NaN when any number of the model is not finite
-        (``penalty_sums`` are NaN then, and so is the penalty even with no penalty: 0*NaN)."""
-        sum_sq, sum_abs = model.penalty_sums()
+    @staticmethod
+    def _penalty(settings, sum_sq, sum_abs):
+        """The objective's penalty from a model's ``penalty_sums``; NaN when any number
+        of the model is not finite (the sums are NaN then: 0*NaN is NaN too)."""
         hp = settings.hp
-        penalty = 0.5 * hp[_spec.LAM] * sum_sq + hp[_spec.LAM1] * sum_abs
-        return total_loss / max(n_samples, 1) + penalty
+        return 0.5 * hp[_spec.LAM] * sum_sq + hp[_spec.LAM1] * sum_abs
+
+    def _objective(self, epoch, settings, n_samples):
+        """Mean loss plus penalty after an ``_engine.Epoch``; NaN when not finite."""
+        return (epoch.loss / max(n_samples, 1)
+                + self._penalty(settings, epoch.sum_sq, epoch.sum_abs))
 
     def _mean_loss(self, X, y_kernel, sample_weight):
         """Mean (weighted) loss of the current coefficients, for early stopping."""
@@ -172,8 +176,8 @@ class _SparseLinear(BaseEstimator):
         for _ in epochs:
             start = time.perf_counter()
             order = _engine.row_order(n, self.shuffle, rng)
-            total = model.run_epoch(X, y, sample_weight, order, settings, self._n_threads())
-            objective = self._objective(model, settings, total, n)
+            epoch = model.run_epoch(X, y, sample_weight, order, settings, self._n_threads())
+            objective = self._objective(epoch, settings, n)
             done += 1
             epoch_number = len(self.loss_curve_) + 1  # counted across fit/partial_fit calls
             if not math.isfinite(objective):  # includes any non-finite weight or state

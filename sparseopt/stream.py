@@ -147,7 +147,7 @@ class _Trainer:
 def _penalty(estimator):
     """The penalty term of the estimator's objective at its current weights."""
     settings = estimator._settings(estimator._model.t)
-    return estimator._objective(estimator._model, settings, 0.0, 1)
+    return estimator._penalty(settings, *estimator._model.penalty_sums())
 
 
 def _progress_bar(progress, epoch, total):

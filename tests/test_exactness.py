@@ -134,7 +134,7 @@ def run_engine(optimizer, loss, n_outputs, Xc, y, sw, orders, **hp):
         assert not _validation.check_csr_structure(Xc)  # (True would mean duplicates)
     settings_ = _engine.make_settings(optimizer, loss, **hp)
     model = _engine.LazyModel(optimizer, Xc.shape[1], n_outputs)
-    totals = [model.run_epoch(Xc, y, sw, order, settings_) for order in orders]
+    totals = [model.run_epoch(Xc, y, sw, order, settings_).loss for order in orders]
     return model, totals
 
 

@@ -178,7 +178,7 @@ def test_hogwild_loop_on_one_thread_equals_the_one_thread_loop(problem, optimize
                     model.B, model.G, settings.hp, settings.loss_id, settings.sched_id,
                     model.t)
             extra = (1,) if kernel is _kernels.HOGWILD[optimizer] else ()
-            model.t, _ = kernel(*args, *extra)
+            model.t, *_ = kernel(*args, *extra)
         models.append(model)
     one, hog = models
     assert hog.t == one.t == 2 * X.shape[0]
@@ -229,3 +229,36 @@ def test_one_thread_epochs_release_the_gil(problem):
     for one, two in zip(alone, together):
         np.testing.assert_array_equal(one.P, two.P)
         np.testing.assert_array_equal(one.B, two.B)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("optimizer, lam, lam1, eta0", [
+    ("sgd", 1e-3, 1e-4, None), ("adagrad", 1e-3, 1e-4, None), ("rmsprop", 1e-3, 0.0, None),
+    ("adam", 1e-3, 0.0, None), ("ftrl", 1e-3, 1e-4, None),
+    ("sgd", 1.0, 0.0, 0.05),  # folds mid-epoch
+])
+def test_epoch_returns_the_models_penalty_sums(problem, optimizer, lam, lam1, eta0,
+                                               n_threads):
+    """The epoch's flush sums the penalty in its pass over the features (each thread its
+    stripe in a Hogwild epoch): the same sums as ``penalty_sums`` of the model after it,
+    NaN once a number of the model is not finite."""
+    from sparseopt.rules import RULES
+
+    X, y, _, _ = problem
+    X = X[:3000]
+    y = y[:3000].astype(float)
+    settings = _engine.make_settings(optimizer, "log_loss", lam=lam, lam1=lam1, eta0=eta0,
+                                     epsilon=RULES[optimizer].default_epsilon)
+    model = _engine.LazyModel(optimizer, X.shape[1], 1)
+    sw = np.ones(X.shape[0])
+    for seed in range(2):
+        order = _engine.row_order(X.shape[0], True, np.random.RandomState(seed))
+        epoch = model.run_epoch(X, y, sw, order, settings, n_threads)
+        sum_sq, sum_abs = model.penalty_sums()
+        assert sum_sq > 1e-6 and sum_abs > 1e-4
+        assert epoch.sum_sq == pytest.approx(sum_sq, rel=1e-12)
+        assert epoch.sum_abs == pytest.approx(sum_abs, rel=1e-12)
+    model.P[7, 0, -1] = np.inf  # optimizer state only: not a weight
+    epoch = model.run_epoch(X, y, sw, order[:0], settings, n_threads)
+    assert np.isnan(epoch.sum_sq) and np.isnan(epoch.sum_abs)
+    assert not model.is_finite()

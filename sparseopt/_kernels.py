@@ -199,8 +199,8 @@ def _flush(RULE, P, last, B, G, hp, T, table):
 def fold_and_sum_threads(P, scale, n_stored, n_threads):
     """``_fold_and_sum`` of all features, each thread its stripe: a Hogwild epoch's fold.
 
-    The fold is memory-bound: on one thread it was 2-4% of a two-thread epoch on full
-    pypi_popular. One function for every rule (the rule-specific catch-up before it stays
+    The fold is memory-bound: on one thread, it and the penalty sums took about 4% of a
+    two-thread epoch on full pypi_popular. One function for every rule (the rule-specific catch-up before it stays
     on one thread): a parallel loop in each rule's Hogwild loop cost 8 s of compile time.
     """
     n = P.shape[0]
@@ -456,8 +456,8 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
     # The scale and L1 total before the first step of each block: a thread steps them on
     # from there through its block, as the one-thread loop does from row to row (the
     # same operations in the same order, so the same numbers). Kept per block, not per
-    # row: arrays of every row's values cost 5 ms of page faults per epoch on full
-    # pypi_popular, outside the threads.
+    # row: filling arrays of every row's values took 5 ms per epoch on full
+    # pypi_popular, on one thread before the others start.
     block_scale = np.empty(n // HOGWILD_BLOCK + 1)
     block_l1 = np.empty(n // HOGWILD_BLOCK + 1)
     scale = G[_spec.G_SCALE]

@@ -53,6 +53,9 @@ def test_every_optimizer_has_finite_positive_seconds(quick_run):
             assert _positive(entry[key]["ns_per_nnz"]), (opt, key, entry[key])
         assert _positive(entry["first_fit_seconds"]), (opt, entry)
         assert abs(entry["test_loss_other_seed_vs_one"]) < 1.0, (opt, entry)
+        spread = entry["speedup_per_epoch"]
+        # the ratio of the medians lies within the per-epoch ratios' range
+        assert spread["min"] <= entry["speedup_all_cores"] <= spread["max"], (opt, entry)
         if result["machine"]["usable_cores"] > 1:
             ceiling = entry["independent_fits"]
             assert ceiling["fits"] == result["machine"]["usable_cores"]

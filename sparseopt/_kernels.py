@@ -490,17 +490,22 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
             pending = np.empty((INTERCEPT_SYNC, n_out + 3))
             own_B = B.copy() if hold_intercept else B
             lane_total = 0.0
-            # A thread claims its next block while it works on this one, so that its
-            # last rows here can request the memory of the first rows there.
+            # A thread claims its next block X_AHEAD rows before this one ends, so that
+            # its last rows here can request the memory of the first rows there (until
+            # then, positions past this block are past the segment: no request).
             blk = fetch_add(next_block, 0, 1)
             while blk < n_blocks:
-                nxt = fetch_add(next_block, 0, 1)
                 first = seg_start + blk * HOGWILD_BLOCK
                 block_end = min(first + HOGWILD_BLOCK, seg_end)
-                next_first = seg_start + nxt * HOGWILD_BLOCK
+                claim_at = max(first, block_end - X_AHEAD)
+                nxt = n_blocks
+                next_first = seg_end
                 scale_prev = block_scale[blk]
                 l1_prev = block_l1[blk]
                 for r in range(first, block_end):
+                    if r == claim_at:
+                        nxt = fetch_add(next_block, 0, 1)
+                        next_first = seg_start + nxt * HOGWILD_BLOCK
                     _prefetch_ahead(
                         RULE, indptr, indices, data, order,
                         _position_ahead(r, X_AHEAD, block_end, next_first, seg_end),

@@ -200,8 +200,9 @@ def fold_and_sum_threads(P, scale, n_stored, n_threads):
     """``_fold_and_sum`` of all features, each thread its stripe: a Hogwild epoch's fold.
 
     The fold is memory-bound: on one thread, it and the penalty sums took about 4% of a
-    two-thread epoch on full pypi_popular. One function for every rule (the rule-specific catch-up before it stays
-    on one thread): a parallel loop in each rule's Hogwild loop cost 8 s of compile time.
+    two-thread epoch on full pypi_popular. One function for every rule (the rule-specific
+    catch-up before it stays on one thread): a parallel loop in each rule's Hogwild loop
+    cost 8 s of compile time.
     """
     n = P.shape[0]
     stripe = (n + n_threads - 1) // n_threads
@@ -232,8 +233,9 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, l
 
     ``scale_prev``/``l1_prev`` are the global scale and L1 total after step t-1 (what the
     row's features catch up to), ``scale``/``l1_total`` after step t (what its steps are
-    written in). The one-thread loop carries them from row to row; the Hogwild loop
-    derives them from the step index, so no thread writes them. ``c_const`` is the
+    written in). The one-thread loop carries them from row to row; a Hogwild thread
+    from the start of its block (kept per block, from the step index), so no thread
+    writes a shared one. ``c_const`` is the
     per-step decay factor of the timestamped rules' catch-up (their step size is constant),
     computed once per epoch. Timestamps only move forward: a Hogwild thread a few steps
     behind another must not rewind ``last`` (the other thread's catch-up would then replay

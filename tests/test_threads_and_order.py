@@ -147,6 +147,18 @@ def test_hogwild_from_joblib_threads(problem):
         assert _test_loss(est, X_test, y_test) == pytest.approx(reference, rel=0.02)
 
 
+def _engine_problem(problem, optimizer, lam, lam1, eta0):
+    """The first 3,000 rows for the engine directly: X, float labels, unit sample weights
+    and the settings (the optimizer's default epsilon)."""
+    from sparseopt.rules import RULES
+
+    X, y, _, _ = problem
+    X, y = X[:3000], y[:3000].astype(float)
+    settings = _engine.make_settings(optimizer, "log_loss", lam=lam, lam1=lam1, eta0=eta0,
+                                     epsilon=RULES[optimizer].default_epsilon)
+    return X, y, np.ones(X.shape[0]), settings
+
+
 @pytest.mark.parametrize("optimizer, lam, lam1, eta0", [
     ("sgd", 1e-3, 0.0, None), ("adagrad", 1e-3, 0.0, None), ("rmsprop", 1e-3, 0.0, None),
     ("adam", 1e-3, 0.0, None), ("ftrl", 1e-3, 0.0, None),
@@ -160,16 +172,9 @@ def test_hogwild_loop_on_one_thread_equals_the_one_thread_loop(problem, optimize
     L1 total are carried from each block's start: the same operations in the same
     order)."""
     from sparseopt import _kernels
-    from sparseopt.rules import RULES
 
-    X, y, _, _ = problem
-    X = X[:3000]
-    y = y[:3000].astype(float)
-    rule = RULES[optimizer]
-    settings = _engine.make_settings(optimizer, "log_loss", lam=lam, lam1=lam1, eta0=eta0,
-                                     epsilon=rule.default_epsilon)
+    X, y, sw, settings = _engine_problem(problem, optimizer, lam, lam1, eta0)
     order = _engine.row_order(X.shape[0], True, np.random.RandomState(0))
-    sw = np.ones(X.shape[0])
     models = []
     for kernel in (_kernels.EPOCH[optimizer], _kernels.HOGWILD[optimizer]):
         model = _engine.LazyModel(optimizer, X.shape[1], 1)
@@ -242,15 +247,8 @@ def test_epoch_returns_the_models_penalty_sums(problem, optimizer, lam, lam1, et
     """The epoch's flush sums the penalty in its pass over the features (each thread its
     stripe in a Hogwild epoch): the same sums as ``penalty_sums`` of the model after it,
     NaN once a number of the model is not finite."""
-    from sparseopt.rules import RULES
-
-    X, y, _, _ = problem
-    X = X[:3000]
-    y = y[:3000].astype(float)
-    settings = _engine.make_settings(optimizer, "log_loss", lam=lam, lam1=lam1, eta0=eta0,
-                                     epsilon=RULES[optimizer].default_epsilon)
+    X, y, sw, settings = _engine_problem(problem, optimizer, lam, lam1, eta0)
     model = _engine.LazyModel(optimizer, X.shape[1], 1)
-    sw = np.ones(X.shape[0])
     for seed in range(2):
         order = _engine.row_order(X.shape[0], True, np.random.RandomState(seed))
         epoch = model.run_epoch(X, y, sw, order, settings, n_threads)

@@ -531,7 +531,11 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
                             _step_intercept(RULE, B, pending[p], pending[p, n_out], hp,
                                             pending[p, n_out + 1], pending[p, n_out + 2],
                                             False, 0.0)
-                        own_B[:] = B
+                        # (An element loop: ``own_B[:] = B`` compiled a shape check
+                        # whose error message took 3 s of compile.)
+                        for k in range(n_out):
+                            for e in range(B.shape[2]):
+                                own_B[0, k, e] = B[0, k, e]
                 blk = nxt
             lane_loss[lane] = lane_total
         total_loss += lane_loss.sum()

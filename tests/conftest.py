@@ -1,6 +1,7 @@
 """Session set-up: the kernels are compiled in two processes at once before the tests
 start (see ``warm_kernels.py``)."""
 
+import os
 import subprocess
 import sys
 import time
@@ -8,6 +9,8 @@ import warnings
 from pathlib import Path
 
 import pytest
+
+import sparseopt
 
 WARM = Path(__file__).with_name("warm_kernels.py")
 
@@ -23,7 +26,12 @@ def compiled_kernels(request):
         yield
         return
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, str(WARM), str(part)],
+    # The cache is per source file: the processes must import the sparseopt the tests
+    # import (the source tree when run from the repository root, not an installed copy).
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(sparseopt.__file__).parents[1]), env.get("PYTHONPATH")]))
+    procs = [subprocess.Popen([sys.executable, str(WARM), str(part)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for part in (0, 1)]
     for proc in procs:

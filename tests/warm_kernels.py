@@ -2,7 +2,7 @@
 tests/warm_kernels.py PART`` (PART 0 or 1), run twice at once by ``conftest.py``.
 
 Numba compiles each (optimizer rule, data dtype, index dtype, one thread or Hogwild) loop
-on its own, 8-15 s each, and the suite needs about thirty of them: compiled one after the
+on its own, 8-15 s each, and the suite needs two dozen of them: compiled one after the
 other by the first tests that meet them, they were about half of the suite's time. Two
 processes compiling into the shared cache (``NUMBA_CACHE_DIR``) use both cores; every
 test then loads them. Each kernel function is compiled by one process only, so the two

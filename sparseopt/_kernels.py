@@ -531,7 +531,7 @@ def _lane(RULE, args):
 
     Numba's parallel passes over a Hogwild loop then see a loop of one call, not the
     inlined row step: the Hogwild loops compiled in 13-17 s instead of 18-30 s
-    (``/tmp/s7/ccpu.py``, fresh caches: sgd 20.8 -> 16.5 s, adam 29.9 -> 14.9 s,
+    (process CPU of a first call, fresh caches: sgd 20.8 -> 16.5 s, adam 29.9 -> 14.9 s,
     rmsprop 18.4 -> 13.0 s), the epochs as fast (interleaved A/B, 2 threads, median
     ratios 1.008-1.011). One wrapper per rule, each with its rule code as a constant:
     ``RULE`` is a constant here too, and the branches not taken are pruned before typing

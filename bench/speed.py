@@ -586,7 +586,7 @@ est = SparseClassifier(optimizer="adagrad", max_iter=1, random_state=0).fit(X, y
 seconds = time.perf_counter() - t
 after = status()
 m = est._model
-state = sum(a.nbytes for a in (m.P, m.last, m.B, m.G))
+state = sum(a.nbytes for a in (m.P, m.B, m.G))
 print(json.dumps({"baseline": baseline, "before_fit": before, "after_fit": after,
                   "peak_reset": reset, "model_state_bytes": int(state),
                   "coef_bytes": int(est.coef_.nbytes), "fit_seconds": seconds}))

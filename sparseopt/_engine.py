@@ -199,7 +199,6 @@ class LazyModel:
         rule = RULES[optimizer]
         self.optimizer = optimizer
         self.P = np.zeros((n_features, n_outputs, rule.n_slots))
-        self.last = np.zeros(n_features, dtype=np.int64)
         self.B = np.zeros((1, n_outputs, rule.n_slots))
         self.G = np.zeros(_spec.N_G)
         self.G[_spec.G_SCALE] = 1.0
@@ -225,8 +224,8 @@ class LazyModel:
         """
         if settings.optimizer != self.optimizer:
             raise ValueError("settings were made for another optimizer")
-        args = (X.indptr, X.indices, X.data, y, sample_weight, order, self.P, self.last,
-                self.B, self.G, settings.hp, settings.loss_id, settings.sched_id, self.t)
+        args = (X.indptr, X.indices, X.data, y, sample_weight, order, self.P, self.B,
+                self.G, settings.hp, settings.loss_id, settings.sched_id, self.t)
         n_threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
         if n_threads > 1 and settings.hp[_spec.AVERAGE_START] == 0.0:
             # The workqueue threading layer aborts the process when two threads enter

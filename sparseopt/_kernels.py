@@ -9,8 +9,10 @@ run-time switches taken once per row.
 Model state (see ``_engine.LazyModel``):
 
 ``P``     (n_features, n_outputs, n_slots) float64, one record per weight; slot 0 is the
-          weight in stored units (true weight = ``G[G_SCALE] * P[..., 0]``).
-``last``  (n_features,) int64, the step at which each feature was last brought up to date.
+          weight in stored units (true weight = ``G[G_SCALE] * P[..., 0]``). The rules
+          whose catch-up counts missed steps (RMSProp, Adadelta, Adam) keep the step
+          through which feature j is up to date in its own record, ``P[j, 0, LAST]``:
+          in a separate array it was a second cache line per touched feature.
 ``B``     (1, n_outputs, n_slots) float64, the intercept's records (true units).
 ``G``     float64 scalars carried between steps (global scale, running L1 total).
 
@@ -51,8 +53,7 @@ RECORDS_AHEAD = 2
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _prefetch_ahead(RULE, indptr, indices, data, order, x_at, records_at, flat_P, record,
-                    last):
+def _prefetch_ahead(RULE, indptr, indices, data, order, x_at, records_at, flat_P, record):
     """Request the CSR slice of row ``order[x_at]`` and the feature records of row
     ``order[records_at]`` (no request for a position of -1).
 
@@ -72,24 +73,24 @@ def _prefetch_ahead(RULE, indptr, indices, data, order, x_at, records_at, flat_P
             for e in range(first, first + record, 8):
                 prefetch(flat_P, e)
             prefetch(flat_P, first + record - 1)
-            if rules.needs_timestamp(RULE):
-                prefetch(last, j)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _catch_up_feature(RULE, P, last, j, T, inv_scale, c, hp, l1_total, table):
+def _catch_up_feature(RULE, P, j, T, inv_scale, c, hp, l1_total, table):
     """Bring all outputs of feature j up to date through step ``T``."""
     n_out = P.shape[1]
     if rules.needs_timestamp(RULE):
-        missed = T - last[j]
+        stamp = rules.last_slot(RULE)
+        last = np.int64(P[j, 0, stamp])
+        missed = T - last
         if missed > 0:
             decay = rules.feature_decay(RULE, missed, hp, table)
             for k in range(n_out):
                 rules.catch_up(
-                    RULE, P, j, k, missed, last[j], decay, hp[_spec.ETA0], inv_scale, c, hp,
+                    RULE, P, j, k, missed, last, decay, hp[_spec.ETA0], inv_scale, c, hp,
                     l1_total, table,
                 )
-            last[j] = T
+            P[j, 0, stamp] = T
     elif hp[_spec.LAM1] > 0.0:
         for k in range(n_out):
             rules.catch_up(RULE, P, j, k, 0, 0, 1.0, 0.0, inv_scale, c, hp, l1_total, table)
@@ -154,13 +155,13 @@ def _checked_sums(B, sum_sq, sum_abs, bad):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _settle(RULE, P, last, G, hp, T, table):
+def _settle(RULE, P, G, hp, T, table):
     """Bring every feature up to date through step ``T``; returns how many leading slots
     of each record the fold must multiply by the scale (0 when it is 1)."""
     scale = G[_spec.G_SCALE]
     c = 1.0 - hp[_spec.ETA0] * rules.decay_strength(RULE, hp[_spec.LAM])
     for j in range(P.shape[0]):
-        _catch_up_feature(RULE, P, last, j, T, 1.0 / scale, c, hp, G[_spec.G_L1_TOTAL],
+        _catch_up_feature(RULE, P, j, T, 1.0 / scale, c, hp, G[_spec.G_L1_TOTAL],
                           table)
     if scale == 1.0:
         return 0
@@ -187,10 +188,10 @@ def _fold_done(G, B, sum_sq, sum_abs, bad):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _flush(RULE, P, last, B, G, hp, T, table):
+def _flush(RULE, P, B, G, hp, T, table):
     """Bring every feature up to date through step ``T``, fold the global scale and
     return the model's penalty sums (``_fold_done``)."""
-    n_stored = _settle(RULE, P, last, G, hp, T, table)
+    n_stored = _settle(RULE, P, G, hp, T, table)
     sum_sq, sum_abs, bad = _fold_and_sum(P, 0, P.shape[0], G[_spec.G_SCALE], n_stored)
     return _fold_done(G, B, sum_sq, sum_abs, bad)
 
@@ -226,7 +227,7 @@ def _step_intercept(RULE, B, g, eta, hp, bc1, bc2, averaging, n_averaged):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, loss_id, table,
+def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id, table,
               c_const, z, dl, eta, scale_prev, l1_prev, scale, l1_total, averaging, scale_sum,
               n_averaged, pending, q):
     """Step ``t`` on row ``order[r]``; returns its weighted loss (before the step).
@@ -238,8 +239,8 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, l
     writes a shared one. ``c_const`` is the
     per-step decay factor of the timestamped rules' catch-up (their step size is constant),
     computed once per epoch. Timestamps only move forward: a Hogwild thread a few steps
-    behind another must not rewind ``last`` (the other thread's catch-up would then replay
-    those steps twice).
+    behind another must not rewind a feature's ``last`` (the other thread's catch-up would
+    then replay those steps twice).
 
     With ``q >= 0`` the intercept's step is also written to row ``q`` of ``pending`` (its
     gradients, step size and Adam's bias corrections), for a Hogwild thread, which steps
@@ -247,6 +248,7 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, l
     ``_epoch_hogwild``).
     """
     n_out = P.shape[1]
+    stamp = rules.last_slot(RULE)
     lam1 = hp[_spec.LAM1]
     lam2 = hp[_spec.LAM]  # FTRL's L2 inside its closed form
     i = order[r]
@@ -258,7 +260,7 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, l
         margin = 0.0
         for p in range(start, end):
             j = indices[p]
-            _catch_up_feature(RULE, P, last, j, t - 1, inv_prev, c_const, hp, l1_prev, table)
+            _catch_up_feature(RULE, P, j, t - 1, inv_prev, c_const, hp, l1_prev, table)
             margin += P[j, 0, 0] * data[p]
         z[0] = margin * scale_prev + B[0, 0, 0]
     else:
@@ -266,7 +268,7 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, l
             z[k] = 0.0
         for p in range(start, end):
             j = indices[p]
-            _catch_up_feature(RULE, P, last, j, t - 1, inv_prev, c_const, hp, l1_prev, table)
+            _catch_up_feature(RULE, P, j, t - 1, inv_prev, c_const, hp, l1_prev, table)
             x = data[p]
             for k in range(n_out):
                 z[k] += P[j, k, 0] * x
@@ -291,8 +293,8 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, l
                 RULE, P, j, 0, g_row * data[p], eta, inv_scale, lam1, lam2, hp, bc1, bc2,
                 l1_total,
             )
-            if rules.needs_timestamp(RULE) and last[j] < t:
-                last[j] = t
+            if rules.needs_timestamp(RULE) and P[j, 0, stamp] < t:
+                P[j, 0, stamp] = t
     else:
         for p in range(start, end):
             j = indices[p]
@@ -305,8 +307,8 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, l
                 )
                 if averaging:
                     P[j, k, rules.sgd.AVG] += (P[j, k, 0] - before) * scale_sum
-            if rules.needs_timestamp(RULE) and last[j] < t:
-                last[j] = t
+            if rules.needs_timestamp(RULE) and P[j, 0, stamp] < t:
+                P[j, 0, stamp] = t
     if hp[_spec.FIT_INTERCEPT] != 0.0:
         eta_b = eta * hp[_spec.INTERCEPT_RATE]
         _step_intercept(RULE, B, dl, eta_b, hp, bc1, bc2, averaging, n_averaged)
@@ -320,7 +322,7 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, l
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id, t):
+def _epoch(RULE, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, t):
     """One pass over the rows ``order``; returns (steps done, sum of weighted losses,
     sum w**2, sum |w|) (the penalty sums after the pass, see ``_flush``)."""
     n_out = P.shape[1]
@@ -335,8 +337,8 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
     # The row loop works on views that own nothing (see _llvm.borrowed): with owning
     # arrays it paid two atomic reference-count operations per array per nonzero. The
     # arguments' owners are the caller's; the arrays made here are kept alive to the end.
-    indptr, indices, data, y, sw, order, P, last, B, hp = borrowed(
-        (indptr, indices, data, y, sw, order, P, last, B, hp))
+    indptr, indices, data, y, sw, order, P, B, hp = borrowed(
+        (indptr, indices, data, y, sw, order, P, B, hp))
     z, dl, pending = borrowed((z_owner, dl_owner, pending_owner))
     table = borrowed(table_owner)  # Adam's is itself a tuple: its arrays are borrowed
     flat_P = P.reshape(P.size)
@@ -364,9 +366,9 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
             _prefetch_ahead(RULE, indptr, indices, data, order,
                             r + X_AHEAD if r + X_AHEAD < n else -1,
                             r + RECORDS_AHEAD if r + RECORDS_AHEAD < n else -1,
-                            flat_P, record, last)
+                            flat_P, record)
             total_loss += _row_step(
-                RULE, indptr, indices, data, y, sw, order, r, t, P, last, B, hp, loss_id,
+                RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id,
                 table, c_const, z, dl, eta, scale_prev, l1_prev, scale, l1_total, averaging,
                 scale_sum, n_averaged, pending, -1,
             )
@@ -382,7 +384,7 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id
         G[_spec.G_L1_TOTAL] = l1_total
         G[_spec.G_SCALE_SUM] = scale_sum
         G[_spec.G_AVG_COUNT] = n_averaged
-        sum_sq, sum_abs = _flush(RULE, P, last, B, G, hp, t, table)
+        sum_sq, sum_abs = _flush(RULE, P, B, G, hp, t, table)
         if r >= n:
             keep_alive((z_owner, dl_owner, pending_owner, table_owner))
             return t, total_loss, sum_sq, sum_abs
@@ -426,7 +428,7 @@ def _lane_rows(RULE, args):
     """One Hogwild thread's rows of a segment: blocks from the work counter until none
     are left; returns the sum of their weighted losses. ``args``: see ``_epoch_hogwild``.
     """
-    (indptr, indices, data, y, sw, order, P, last, B, hp, loss_id, sched_id, t, next_block,
+    (indptr, indices, data, y, sw, order, P, B, hp, loss_id, sched_id, t, next_block,
      block_scale, block_l1, table_owner, hold_intercept) = args
     seg_end = order.shape[0]
     n_blocks = (seg_end + HOGWILD_BLOCK - 1) // HOGWILD_BLOCK
@@ -439,8 +441,8 @@ def _lane_rows(RULE, args):
     own_B_owner = B.copy() if hold_intercept else B
     # Views that own nothing, as in _epoch (the shared intercept B too: its owner is the
     # caller's).
-    indptr, indices, data, y, sw, order, P, last, B, hp = borrowed(
-        (indptr, indices, data, y, sw, order, P, last, B, hp))
+    indptr, indices, data, y, sw, order, P, B, hp = borrowed(
+        (indptr, indices, data, y, sw, order, P, B, hp))
     z, dl, pending, own_B = borrowed((z_owner, dl_owner, pending_owner, own_B_owner))
     table = borrowed(table_owner)
     flat_P = P.reshape(P.size)
@@ -466,7 +468,7 @@ def _lane_rows(RULE, args):
                 RULE, indptr, indices, data, order,
                 _position_ahead(r, X_AHEAD, block_end, next_first, seg_end),
                 _position_ahead(r, RECORDS_AHEAD, block_end, next_first, seg_end),
-                flat_P, record, last,
+                flat_P, record,
             )
             step_t = t + r + 1
             eta = learning_rate(sched_id, step_t, hp)
@@ -474,7 +476,7 @@ def _lane_rows(RULE, args):
             l1_r = l1_prev + eta * (1.0 / scale_r)
             q = (r - first) % INTERCEPT_SYNC
             lane_total += _row_step(
-                RULE, indptr, indices, data, y, sw, order, r, step_t, P, last, own_B,
+                RULE, indptr, indices, data, y, sw, order, r, step_t, P, own_B,
                 hp, loss_id, table, c_const, z, dl, eta, scale_prev, l1_prev, scale_r,
                 l1_r, False, 0.0, 0.0, pending, q if hold_intercept else -1,
             )
@@ -552,7 +554,7 @@ def _lane(RULE, args):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
+def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
                    sched_id, t, n_threads):
     """One pass with lock-free threads (Hogwild, Niu et al. 2011); no averaging.
 
@@ -614,7 +616,7 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
         next_block[0] = 0
         for lane in prange(n_threads):
             lane_loss[lane] = _lane(RULE, (
-                indptr, indices, data, y, sw, segment, P, last, B, hp, loss_id, sched_id,
+                indptr, indices, data, y, sw, segment, P, B, hp, loss_id, sched_id,
                 t + seg_start, next_block, block_scale, block_l1, table_owner,
                 hold_intercept))
         total_loss += lane_loss.sum()
@@ -622,7 +624,7 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
         # and penalty sums on all threads.
         G[_spec.G_SCALE] = scale
         G[_spec.G_L1_TOTAL] = l1_total
-        n_stored = _settle(RULE, P, last, G, hp, t + seg_end, table_owner)
+        n_stored = _settle(RULE, P, G, hp, t + seg_end, table_owner)
         sum_sq, sum_abs, bad = fold_and_sum_threads(P, scale, n_stored, n_threads)
         sum_sq, sum_abs = _fold_done(G, B, sum_sq, sum_abs, bad)
         if seg_end >= n:
@@ -638,41 +640,41 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, last, B, G, hp,
 # resolved at compile time. They release the GIL: fits in several Python threads (joblib's
 # threading backend, a grid search) run their epochs at once.
 @njit(cache=True, nogil=True, error_model="numpy")
-def epoch_sgd(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id, t):
-    return _epoch(SGD, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
+def epoch_sgd(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, t):
+    return _epoch(SGD, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
                   sched_id, t)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def epoch_adagrad(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
+def epoch_adagrad(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
                   t):
-    return _epoch(ADAGRAD, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
+    return _epoch(ADAGRAD, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
                   sched_id, t)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def epoch_rmsprop(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
+def epoch_rmsprop(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
                   t):
-    return _epoch(RMSPROP, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
+    return _epoch(RMSPROP, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
                   sched_id, t)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def epoch_adadelta(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
+def epoch_adadelta(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
                    t):
-    return _epoch(ADADELTA, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
+    return _epoch(ADADELTA, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
                   sched_id, t)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def epoch_adam(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id, t):
-    return _epoch(ADAM, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
+def epoch_adam(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, t):
+    return _epoch(ADAM, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
                   sched_id, t)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def epoch_ftrl(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id, t):
-    return _epoch(FTRL, indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id,
+def epoch_ftrl(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, t):
+    return _epoch(FTRL, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
                   sched_id, t)
 
 
@@ -688,44 +690,44 @@ EPOCH = {
 
 # The Hogwild loops: one per rule as well, compiled only when n_jobs != 1 is first used.
 @njit(cache=True, parallel=True, error_model="numpy")
-def hogwild_sgd(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
+def hogwild_sgd(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
                t, n_threads):
-    return _epoch_hogwild(SGD, indptr, indices, data, y, sw, order, P, last, B, G, hp,
+    return _epoch_hogwild(SGD, indptr, indices, data, y, sw, order, P, B, G, hp,
                           loss_id, sched_id, t, n_threads)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def hogwild_adagrad(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
+def hogwild_adagrad(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
                    t, n_threads):
-    return _epoch_hogwild(ADAGRAD, indptr, indices, data, y, sw, order, P, last, B, G, hp,
+    return _epoch_hogwild(ADAGRAD, indptr, indices, data, y, sw, order, P, B, G, hp,
                           loss_id, sched_id, t, n_threads)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def hogwild_rmsprop(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
+def hogwild_rmsprop(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
                    t, n_threads):
-    return _epoch_hogwild(RMSPROP, indptr, indices, data, y, sw, order, P, last, B, G, hp,
+    return _epoch_hogwild(RMSPROP, indptr, indices, data, y, sw, order, P, B, G, hp,
                           loss_id, sched_id, t, n_threads)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def hogwild_adadelta(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
+def hogwild_adadelta(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
                     t, n_threads):
-    return _epoch_hogwild(ADADELTA, indptr, indices, data, y, sw, order, P, last, B, G, hp,
+    return _epoch_hogwild(ADADELTA, indptr, indices, data, y, sw, order, P, B, G, hp,
                           loss_id, sched_id, t, n_threads)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def hogwild_adam(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
+def hogwild_adam(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
                 t, n_threads):
-    return _epoch_hogwild(ADAM, indptr, indices, data, y, sw, order, P, last, B, G, hp,
+    return _epoch_hogwild(ADAM, indptr, indices, data, y, sw, order, P, B, G, hp,
                           loss_id, sched_id, t, n_threads)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def hogwild_ftrl(indptr, indices, data, y, sw, order, P, last, B, G, hp, loss_id, sched_id,
+def hogwild_ftrl(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
                 t, n_threads):
-    return _epoch_hogwild(FTRL, indptr, indices, data, y, sw, order, P, last, B, G, hp,
+    return _epoch_hogwild(FTRL, indptr, indices, data, y, sw, order, P, B, G, hp,
                           loss_id, sched_id, t, n_threads)
 
 

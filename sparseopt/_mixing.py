@@ -44,10 +44,10 @@ sgd      ``w`` mixed; L1 records ``q`` and running total: ledgers (a weight that
          sums and of the count (the average over every partition's iterates)
 adagrad  ``w`` mixed; ``v`` ledger; ``snap`` set to the L1 total (every weight owes nothing:
          each partition's flush has applied its L1)
-rmsprop  ``w``, ``v`` mixed
-adadelta ``w``, ``v``, ``delta`` mixed
-adam     ``w``, ``m``, ``v`` mixed; ``t`` a ledger, so bias corrections continue as on one
-         machine
+rmsprop  ``w``, ``v`` mixed; ``last`` (the feature's timestamp) a ledger
+adadelta ``w``, ``v``, ``delta`` mixed; ``last`` a ledger
+adam     ``w``, ``m``, ``v`` mixed; ``t`` and ``last`` ledgers, so bias corrections continue
+         as on one machine
 ftrl     ``n`` ledger; ``w`` mixed; ``z`` recomputed from the mixed ``w`` and the summed
          ``n`` (inverting the closed form), so ``w = f(z, n)`` holds as the kernel assumes.
          Summing ``z`` as well would be wrong: ``z ~ -w*sqrt(n)/eta0`` near a fixed point,
@@ -57,8 +57,9 @@ ftrl     ``n`` ledger; ``w`` mixed; ``z`` recomputed from the mixed ``w`` and th
 Every model is *normalized* first: the global weight-decay scale is folded into the
 stored weights (the engine's flush already does this whenever the scale moved) and the
 lazy Polyak record settled, so that all arrays are in true units. The combined model has
-scale 1 and ``last = t``: each partition's flush brought every feature up to its own step,
-and the combined model is up to date at the combined step.
+scale 1 and every feature up to date at the combined step ``t``: each partition's flush
+brought every feature up to its own step, so the timestamps in the records (slot
+``last`` of RMSProp, Adadelta and Adam) are ledgers of the steps, like ``t``.
 """
 
 import numpy as np
@@ -73,9 +74,9 @@ LEDGER = "ledger"  # a count: start + sum of the partitions' increments
 SLOT_RULES = {
     "sgd": {"w": MIX, "q": LEDGER, "avg": LEDGER},
     "adagrad": {"w": MIX, "snap": LEDGER, "v": LEDGER},
-    "rmsprop": {"w": MIX, "v": MIX},
-    "adadelta": {"w": MIX, "v": MIX, "delta": MIX},
-    "adam": {"w": MIX, "m": MIX, "v": MIX},
+    "rmsprop": {"w": MIX, "v": MIX, "last": LEDGER},
+    "adadelta": {"w": MIX, "v": MIX, "delta": MIX, "last": LEDGER},
+    "adam": {"w": MIX, "m": MIX, "v": MIX, "last": LEDGER},
     "ftrl": {"w": MIX, "z": MIX, "n": LEDGER},
 }
 
@@ -162,8 +163,8 @@ def combine(start, models, feature_masses, intercept_masses, settings):
     Returns
     -------
     LazyModel
-        Normalized (scale 1), with ``t = start.t + sum_p (t_p - start.t)`` and
-        ``last = t``.
+        Normalized (scale 1), with ``t = start.t + sum_p (t_p - start.t)`` and every
+        feature up to date at step ``t``.
     """
     if not models:
         raise ValueError("combine needs at least one model")
@@ -186,7 +187,6 @@ def combine(start, models, feature_masses, intercept_masses, settings):
     out.G[_spec.G_SCALE] = 1.0
     out.G[_spec.G_SCALE_SUM] = 0.0
     out.t = int(start.t + sum(m.t - start.t for m in parts))
-    out.last = np.full(start.last.shape, out.t, dtype=start.last.dtype)
 
     if optimizer == "adagrad":
         # Each partition's flush applied its L1 up to its own total: nothing is owed.

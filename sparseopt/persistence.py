@@ -12,9 +12,9 @@ import numpy as np
 from . import _engine
 from .estimators import SparseClassifier, SparseRegressor
 
-_FORMAT = "sparseopt-model-1"
+_FORMAT = "sparseopt-model-2"  # 2: timestamps in the records, no "last" array
 _CLASSES = {"SparseClassifier": SparseClassifier, "SparseRegressor": SparseRegressor}
-_STATE = ("P", "last", "B", "G")
+_STATE = ("P", "B", "G")
 
 
 def save(model, path):
@@ -54,7 +54,11 @@ def load(path):
     """Read a model written by ``save``; never unpickles anything."""
     with np.load(path, allow_pickle=False) as f:
         meta = json.loads(str(f["meta"]))
-        if meta.get("format") != _FORMAT:
+        found = meta.get("format")
+        if found != _FORMAT:
+            if isinstance(found, str) and found.startswith("sparseopt-model-"):
+                raise ValueError(f"{path} was written by another version of sparseopt "
+                                 f"(format {found!r}; this version reads {_FORMAT!r})")
             raise ValueError(f"{path} is not a sparseopt model file")
         model = _CLASSES[meta["estimator"]](**meta["params"])
         state = _engine.LazyModel.__new__(_engine.LazyModel)

@@ -1,5 +1,6 @@
 """Behaviour of SparseClassifier and SparseRegressor that users rely on."""
 
+import json
 import pickle
 
 import numpy as np
@@ -183,13 +184,31 @@ def test_pickle_and_safe_files_round_trip(tmp_path):
         np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
         with np.load(path, allow_pickle=False) as f:
             assert "meta" in f.files
-    # A loaded model continues exactly like the original.
-    clf = SparseClassifier(random_state=0, shuffle=False).fit(X, y)
-    sparseopt.save(clf, tmp_path / "c.npz")
-    loaded = sparseopt.load(tmp_path / "c.npz")
-    clf.partial_fit(X, y)
-    loaded.partial_fit(X, y)
-    np.testing.assert_array_equal(clf.coef_, loaded.coef_)
+    # A loaded model continues exactly like the original (Adam: its catch-up reads the
+    # timestamps kept in the records, and they travel with them).
+    for optimizer in ("adagrad", "adam"):
+        clf = SparseClassifier(optimizer=optimizer, random_state=0, shuffle=False).fit(X, y)
+        sparseopt.save(clf, tmp_path / "c.npz")
+        loaded = sparseopt.load(tmp_path / "c.npz")
+        clf.partial_fit(X[:7], y[:7])  # a few rows: most features fall behind
+        loaded.partial_fit(X[:7], y[:7])
+        clf.partial_fit(X, y)
+        loaded.partial_fit(X, y)
+        np.testing.assert_array_equal(clf.coef_, loaded.coef_)
+
+
+def test_a_file_of_another_format_is_refused_by_name(tmp_path):
+    X, y = sparse_problem()
+    path = tmp_path / "m.npz"
+    sparseopt.save(SparseClassifier(max_iter=1).fit(X, y), path)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {name: f[name] for name in f.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["format"] = "sparseopt-model-1"  # before timestamps moved into the records
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="another version of sparseopt.*sparseopt-model-1"):
+        sparseopt.load(path)
 
 
 def test_string_labels_survive_save(tmp_path):

@@ -179,7 +179,7 @@ def test_hogwild_loop_on_one_thread_equals_the_one_thread_loop(problem, optimize
     for kernel in (_kernels.EPOCH[optimizer], _kernels.HOGWILD[optimizer]):
         model = _engine.LazyModel(optimizer, X.shape[1], 1)
         for _ in range(2):
-            args = (X.indptr, X.indices, X.data, y, sw, order, model.P, model.last,
+            args = (X.indptr, X.indices, X.data, y, sw, order, model.P,
                     model.B, model.G, settings.hp, settings.loss_id, settings.sched_id,
                     model.t)
             extra = (1,) if kernel is _kernels.HOGWILD[optimizer] else ()
@@ -256,7 +256,7 @@ def test_epoch_returns_the_models_penalty_sums(problem, optimizer, lam, lam1, et
         assert sum_sq > 1e-6 and sum_abs > 1e-4
         assert epoch.sum_sq == pytest.approx(sum_sq, rel=1e-12)
         assert epoch.sum_abs == pytest.approx(sum_abs, rel=1e-12)
-    model.P[7, 0, -1] = np.inf  # optimizer state only: not a weight
+    model.P[7, 0, 1] = np.inf  # optimizer state only: not a weight (nor a timestamp)
     epoch = model.run_epoch(X, y, sw, order[:0], settings, n_threads)
     assert np.isnan(epoch.sum_sq) and np.isnan(epoch.sum_abs)
     assert not model.is_finite()

@@ -69,6 +69,22 @@ def needs_timestamp(RULE):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def last_slot(RULE):
+    """The slot ``LAST`` of a timestamped rule: ``P[j, 0, LAST]`` is the step through which
+    feature j is up to date (a whole number held exactly in a float64), kept in the
+    feature's record so that touching it costs one cache line, not two. The slot is unused
+    in the other outputs' records and the intercept's. 0 for the other rules, which never
+    read it (every use is under ``needs_timestamp``)."""
+    if RULE == RMSPROP:
+        return rmsprop.LAST
+    if RULE == ADADELTA:
+        return adadelta.LAST
+    if RULE == ADAM:
+        return adam.LAST
+    return 0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def n_stored_units(RULE):
     """How many leading slots are in stored units (multiplied when the scale is folded)."""
     if RULE == SGD:

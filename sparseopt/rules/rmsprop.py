@@ -14,9 +14,9 @@ import math
 from numba import njit
 
 NAME = "rmsprop"
-SLOTS = ("w", "v")
+SLOTS = ("w", "v", "last")
 N_STORED_UNITS = 1
-W, V = 0, 1
+W, V, LAST = 0, 1, 2
 
 
 @njit(cache=True, inline="always", error_model="numpy")

@@ -102,7 +102,7 @@ ZIPF_EXPONENT = 0.95
 FIRST_FIT_ROWS = 1_000
 SMALL_ROWS = 10_000
 MATVEC_REPEATS = 20
-MATVEC_EXTRA = 5  # more before each optimizer's timings
+MATVEC_EXTRA = 5  # more in each round of an optimizer's fits
 
 
 # --------------------------------------------------------------------------- helpers
@@ -415,7 +415,7 @@ BUDGET = 60.0
 MIN_FITS = 2
 
 
-def estimator_epochs(make, X, y, repeats, budget=BUDGET):
+def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=()):
     """Per-epoch seconds of ``make(max_iter)`` through its ``fit``, and of its kernel.
 
     ``make`` may also be a dict of such callables: their fits then alternate (one fit of
@@ -423,6 +423,9 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET):
     all cores) meet the same load on a shared machine; the result is a dict by key. A
     callable may return a list of estimators: they are fitted at once
     (:func:`fit_at_once`) and the epochs of each count.
+
+    ``between``: callables run once per round, after its fits (timings of other things,
+    such as the floors, that are to meet the same load).
 
     Up to ``repeats`` fits of ``FIT_EPOCHS`` epochs (no more once ``budget`` seconds are
     spent and ``MIN_FITS`` are done); epochs 2 and 3 of each are timed from start to next
@@ -465,6 +468,8 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET):
                 for i in (1, 2):
                     epochs[key].append(calls[i + 1][0] - calls[i][0])
                     kernel[key].append(calls[i][1] - calls[i][0])
+        for also in between:
+            also()
     out = {
         key: fallback.get(key) or (
             {"seconds_per_epoch": _median(epochs[key]), "all": epochs[key],
@@ -650,9 +655,13 @@ def _error(exc):
 
 
 def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_test,
-                   log_loss):
+                   log_loss, floors):
     """Fill ``entry`` with the per-epoch times of ``opt`` (n_jobs=1, n_jobs=-1, kernel)
-    and the test log loss of the last fit of each (Hogwild against one thread)."""
+    and the test log loss of the last fit of each (Hogwild against one thread).
+
+    ``floors``: name -> callable returning a list of seconds (SGDClassifier's epoch, the
+    mat-vec), called once per round of the optimizer's fits; ``entry["floors"]`` keeps
+    their values, the yardsticks measured under the same load as the optimizer."""
     # One thread, all cores and the ceiling (one independent one-thread fit per core, at
     # once: what the cores give when no weight is shared) alternate fit by fit.
     def make(it, n_jobs=1, random_state=seed):
@@ -666,7 +675,12 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
     makes = {1: make, -1: lambda it: make(it, -1)}
     if n_cores > 1:
         makes["at once"] = lambda it: [make(it) for _ in range(n_cores)]
-    results = estimator_epochs(makes, X, y, repeats)
+    paired = {name: [] for name in floors}
+    between = [lambda name=name, fn=fn: paired[name].extend(fn())
+               for name, fn in floors.items()]
+    results = estimator_epochs(makes, X, y, repeats, between=between)
+    entry["floors"] = {name: {"seconds": _median(values), "all": values}
+                       for name, values in paired.items()}
     at_once = results.pop("at once", None)
     for n_jobs, (timing, kernel, last) in results.items():
         timing["test_log_loss"] = test_loss(last)
@@ -694,8 +708,13 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
             "speedup": n_cores * one["seconds_per_epoch"] / timing["seconds_per_epoch"]}
 
 
-def add_ratios(entry, nnz, sgd_sec, matvec):
-    """ns per nonzero and the ratios to SGDClassifier's epoch and to the mat-vec."""
+def add_ratios(entry, nnz):
+    """ns per nonzero and the ratios to SGDClassifier's epoch and to the mat-vec, both
+    timed in the rounds of the optimizer's own fits (``entry["floors"]``)."""
+    sgd_sec = entry["floors"]["sgdclassifier"]["seconds"]
+    matvec = entry["floors"]["matvec"]["seconds"]
+    if not sgd_sec > 0:  # noise larger than two epochs: no ratio can be made from it
+        sgd_sec = float("nan")
     for key in ("n_jobs=1", "n_jobs=-1", "kernel"):
         e = entry[key]
         e["ns_per_nnz"] = e["seconds_per_epoch"] / nnz * 1e9
@@ -787,17 +806,20 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
     log(f"SGDClassifier: {sgd_sec:.4f} s/epoch")
     lap("matvec_and_sgdclassifier")
 
+    # The yardsticks are timed again in every round of each optimizer's fits: its ratios
+    # are to them, measured under the same load (a shared host's load moves within
+    # seconds: one optimizer's one-thread epochs by up to 1.7x within a run).
+    floors = {"sgdclassifier": lambda: per_epoch(make_sgd, X, y, 3 if quick else 1)[1],
+              "matvec": lambda: matvec_seconds(X, MATVEC_EXTRA, seed)[1]}
     result["optimizers"] = {}
     for opt in OPTIMIZERS:
         entry = {"first_fit_seconds": first[opt]}
         result["optimizers"][opt] = entry
-        # One more SGDClassifier pair and mat-vecs before each optimizer: the floors'
-        # medians then span the whole timing section, not only its first seconds.
-        sgd_all += per_epoch(make_sgd, X, y, 1)[1]
-        matvec_all += matvec_seconds(X, MATVEC_EXTRA, seed)[1]
         try:
             time_optimizer(entry, SparseClassifier, opt, X, y, repeats, seed, X_test,
-                           y_test, log_loss)
+                           y_test, log_loss, floors)
+            sgd_all += entry["floors"]["sgdclassifier"]["all"]
+            matvec_all += entry["floors"]["matvec"]["all"]
         except Exception as exc:  # record and go on: one failing optimizer hides no other
             entry["error"] = _error(exc)
             errors.append(f"{opt}: {entry['error']}")
@@ -821,7 +843,7 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
         f"{sgd_sec:.4f} s/epoch")
     for entry in result["optimizers"].values():
         if "error" not in entry:
-            add_ratios(entry, nnz, sgd_sec, matvec)
+            add_ratios(entry, nnz)
     lap("optimizers")
 
     sh = section("shuffle", shuffle_comparison, SparseClassifier, X, y, X_test, y_test, seed,
@@ -867,17 +889,31 @@ def shuffle_comparison(estimator_cls, X, y, X_test, y_test, seed, log_loss):
 
 
 def scaling(estimator_cls, X, y, repeats, seed):
+    """Adagrad's epoch on the first 1/8, 1/4, 1/2 and all of the rows, and on small data.
+
+    The sizes alternate, one fit of each per round, so that all of them meet the same
+    load on a shared machine (measured one after the other, the 1/8 run's ns per nonzero
+    moved by 1.5x between two runs). ``columns`` counts the distinct columns each size
+    touches: their records are the model memory an epoch walks.
+    """
     n = X.shape[0]
-    rows = []
+    sizes = []
     for frac, label in ((8, "1/8"), (4, "1/4"), (2, "1/2"), (1, "all")):
         m = n // frac
         Xm, ym = (X, y) if frac == 1 else first_rows(X, y, m)
-        timing, _, _ = estimator_epochs(
-            lambda it: estimator_cls(optimizer="adagrad", max_iter=it, n_jobs=1,
-                                     random_state=seed),
-            Xm, ym, repeats)
-        sec, every = timing["seconds_per_epoch"], timing["all"]
+        sizes.append((label, Xm, ym, []))
+    def make(it):
+        return estimator_cls(optimizer="adagrad", max_iter=it, n_jobs=1, random_state=seed)
+
+    for _ in range(repeats):
+        for _label, Xm, ym, every in sizes:
+            timing, _, _ = estimator_epochs(make, Xm, ym, 1)
+            every += timing["all"]
+    rows = []
+    for label, Xm, _ym, every in sizes:
+        sec = _median(every)
         rows.append({"fraction": label, "rows": int(Xm.shape[0]), "nnz": int(Xm.nnz),
+                     "columns": int(np.unique(Xm.indices).size),
                      "seconds_per_epoch": sec, "ns_per_nnz": sec / Xm.nnz * 1e9,
                      "all": every})
     # Small data: every step of a fit on SMALL_ROWS rows is in Adam's first ~37,000, where
@@ -962,37 +998,46 @@ def report(r):
         f"the same load. Kernel: the `LazyModel.run_epoch` calls of the same epochs. "
         f"SGDClassifier: median over {r['sgdclassifier']['pairs']} pairs of "
         f"(fit(max_iter=3) - fit(max_iter=1)) / 2 (the first {r['config']['repeats']} "
-        f"before the optimizers, then one before each). First fit: "
+        f"before the optimizers, then one in each round of every optimizer's fits). "
+        f"x SGDClassifier and x mat-vec: against the SGDClassifier pairs and "
+        f"{MATVEC_EXTRA} mat-vecs of each round of the optimizer's own fits (medians, "
+        f"column 'alongside'), so that both sides of a ratio meet the same load; the two "
+        f"rows above are medians over the whole run. First fit: "
         f"this process's first fit of the optimizer on "
         f"{r['first_fit_in_process']['rows']:,} rows (Numba compilation, "
         f"or cache load: the cache {r['machine']['numba_cache_dir']} had "
         f"{r['first_fit_in_process']['numba_index_files_before']} index files before).",
         "",
         "| method | n_jobs | s/epoch | ns/nnz | x SGDClassifier | x mat-vec | kernel s/epoch "
-        "| first fit s | timed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| first fit s | timed | alongside: SGDClassifier s/epoch, mat-vec s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     mv = r["matvec"]["seconds"]
     sg = r["sgdclassifier"]["seconds_per_epoch"]
     nnz = d["nnz"]
     n_mv = len(r["matvec"]["all"])
     lines.append(f"| mat-vec `X @ w` (floor, median of {n_mv}) | | {_s(mv)} | "
-                 f"{_s(mv / nnz * 1e9)} | {_s(mv / sg)} | 1 | | | {n_mv} calls |")
+                 f"{_s(mv / nnz * 1e9)} | {_s(mv / sg)} | 1 | | | {n_mv} calls | |")
     lines.append(f"| SGDClassifier(loss=\"log_loss\") | | {_s(sg)} | {_s(sg / nnz * 1e9)} | "
-                 f"1 | {_s(sg / mv)} | | | {r['sgdclassifier']['pairs']} pairs |")
+                 f"1 | {_s(sg / mv)} | | | {r['sgdclassifier']['pairs']} pairs | |")
     for opt, e in r["optimizers"].items():
         if "error" in e:
             lines.append(f"| {opt} | | **failed**: {e['error']} | | | | | "
-                         f"{_s(e['first_fit_seconds'])} | |")
+                         f"{_s(e['first_fit_seconds'])} | | |")
             continue
         for n_jobs in (1, -1):
             x = e[f"n_jobs={n_jobs}"]
             k = e.get(f"kernel n_jobs={n_jobs}")
             kernel = _s(k["seconds_per_epoch"]) if k else ""
             ff = _s(e["first_fit_seconds"]) if n_jobs == 1 else ""
+            fl = e["floors"]
+            alongside = (f"{_s(fl['sgdclassifier']['seconds'])}, {_s(fl['matvec']['seconds'])} "
+                         f"({len(fl['sgdclassifier']['all'])} pairs, "
+                         f"{len(fl['matvec']['all'])} calls)" if n_jobs == 1 else "")
             lines.append(f"| {opt} | {n_jobs} | {_s(x['seconds_per_epoch'])} | "
                          f"{_s(x['ns_per_nnz'])} | {_s(x['vs_sgdclassifier'])} | "
-                         f"{_s(x['vs_matvec'])} | {kernel} | {ff} | {len(x['all'])} epochs |")
+                         f"{_s(x['vs_matvec'])} | {kernel} | {ff} | {len(x['all'])} epochs | "
+                         f"{alongside} |")
     lines += ["", "## All cores (Hogwild) against one thread", "",
               f"n_jobs=-1 runs {m['usable_cores']} lock-free threads over blocks of rows. Test "
               "log loss of the last timed fit (4 epochs) of each.", "",
@@ -1125,9 +1170,13 @@ def _scaling_lines(sc, d):
     if "error" in sc:
         return _failed(title, sc)
     lines = ["", f"## {title}", "",
-              "| rows | nnz | s/epoch | ns/nnz | timed epochs |", "|---|---|---|---|---|"]
+             "Sizes alternating, one fit of each per round; columns: distinct columns "
+             "the rows touch.", "",
+             "| rows | nnz | columns | s/epoch | ns/nnz | timed epochs |",
+             "|---|---|---|---|---|---|"]
     for row in sc["rows"]:
-        lines.append(f"| {row['fraction']} ({row['rows']:,}) | {row['nnz']:,} | "
+        columns = f"{row['columns']:,}" if "columns" in row else ""
+        lines.append(f"| {row['fraction']} ({row['rows']:,}) | {row['nnz']:,} | {columns} | "
                      f"{_s(row['seconds_per_epoch'])} | {_s(row['ns_per_nnz'])} | "
                      f"{len(row['all'])} |")
     ratio, nnz_ratio = sc["ratio_all_to_eighth"], sc["nnz_ratio"]

@@ -53,6 +53,19 @@ def test_every_optimizer_has_finite_positive_seconds(quick_run):
             assert _positive(entry[key]["ns_per_nnz"]), (opt, key, entry[key])
         assert _positive(entry["first_fit_seconds"]), (opt, entry)
         assert abs(entry["test_loss_other_seed_vs_one"]) < 1.0, (opt, entry)
+        # The ratios are to yardsticks timed in the same rounds as the optimizer's fits:
+        # one entry per round (two timed epochs per fit), three SGDClassifier pairs each
+        # with --quick.
+        floors = entry["floors"]
+        rounds = len(entry["n_jobs=1"]["all"]) // 2
+        assert len(floors["sgdclassifier"]["all"]) == 3 * rounds, (opt, floors)
+        assert len(floors["matvec"]["all"]) == 5 * rounds, (opt, floors)
+        one = entry["n_jobs=1"]
+        assert one["vs_matvec"] == pytest.approx(
+            one["seconds_per_epoch"] / floors["matvec"]["seconds"], rel=1e-12)
+        if floors["sgdclassifier"]["seconds"] > 0:
+            assert one["vs_sgdclassifier"] == pytest.approx(
+                one["seconds_per_epoch"] / floors["sgdclassifier"]["seconds"], rel=1e-12)
         spread = entry["speedup_per_epoch"]
         # the ratio of the medians lies within the per-epoch ratios' range
         assert spread["min"] <= entry["speedup_all_cores"] <= spread["max"], (opt, entry)
@@ -74,6 +87,12 @@ def test_report_has_every_part(quick_run):
     assert _positive(result["startup"]["cold"]["all_first_fits"])
     for opt in ("adagrad", "adam"):
         assert _positive(result["scaling"]["small"][opt]["seconds_per_epoch"])
+    # The sizes alternate round by round: each has as many timed epochs as the others.
+    sizes = result["scaling"]["rows"]
+    assert len({len(size["all"]) for size in sizes}) == 1, sizes
+    assert [size["fraction"] for size in sizes] == ["1/8", "1/4", "1/2", "all"]
+    columns = [size["columns"] for size in sizes]
+    assert 0 < columns[0] <= columns[1] <= columns[2] <= columns[3], columns
     assert all(_positive(v) for v in result["startup"]["floor"].values())
     markdown = (out / "speed.md").read_text()
     assert "| method | n_jobs | s/epoch |" in markdown

@@ -13,7 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
+
+from bench.speed import without_top_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "ftrl")
@@ -80,13 +84,18 @@ def test_report_has_every_part(quick_run):
     result = json.loads((out / "speed.json").read_text())
     assert result["errors"] == []
     for key in ("machine", "load_start", "load_end", "data", "matvec", "sgdclassifier",
-                "shuffle", "startup", "memory", "scaling"):
+                "shuffle", "startup", "memory", "scaling", "sharing"):
         assert key in result, key
     assert _positive(result["matvec"]["seconds"])
     assert _positive(result["sgdclassifier"]["seconds_per_epoch"])
     assert _positive(result["startup"]["cold"]["all_first_fits"])
     for opt in ("adagrad", "adam"):
         assert _positive(result["scaling"]["small"][opt]["seconds_per_epoch"])
+    sharing = result["sharing"]
+    assert 0 < sharing["nnz_without"] < sharing["nnz"]
+    for opt in ("sgd", "adagrad"):
+        for name in ("all", "without"):
+            assert _positive(sharing["optimizers"][opt][name]["speedup"]), (opt, name)
     # The sizes alternate round by round: each has as many timed epochs as the others.
     sizes = result["scaling"]["rows"]
     assert len({len(size["all"]) for size in sizes}) == 1, sizes
@@ -97,5 +106,15 @@ def test_report_has_every_part(quick_run):
     markdown = (out / "speed.md").read_text()
     assert "| method | n_jobs | s/epoch |" in markdown
     assert "What any Numba-compiled scikit-learn estimator pays" in markdown
+    assert "## What Hogwild's sharing costs" in markdown
     for opt in OPTIMIZERS:
         assert f"| {opt} | 1 |" in markdown
+
+
+def test_without_top_columns_removes_exactly_the_most_frequent():
+    # column 3 in every row, column 1 in two, columns 0 and 2 in one each
+    X = sp.csr_matrix(np.array([[1.0, 2, 0, 4], [0, 5, 0, 6], [7, 0, 8, 9]]))
+    out = without_top_columns(X, 2)
+    assert out.shape == X.shape
+    np.testing.assert_array_equal(out.toarray(), [[1, 0, 0, 0], [0, 0, 0, 0], [7, 0, 8, 0]])
+    assert X.nnz == 8  # the input is left alone

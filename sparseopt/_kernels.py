@@ -53,13 +53,14 @@ RECORDS_AHEAD = 2
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _prefetch_ahead(RULE, indptr, indices, data, order, x_at, records_at, flat_P, record):
+def _prefetch_ahead(indptr, indices, data, order, x_at, records_at, flat_P, record):
     """Request the CSR slice of row ``order[x_at]`` and the feature records of row
     ``order[records_at]`` (no request for a position of -1).
 
-    ``flat_P`` is the model's records as one flat array of ``record`` numbers per feature.
-    A record may straddle two cache lines (24 bytes at offset 48, say), so both its
-    first and its last number are requested, and every line between.
+    ``flat_P`` is the model's records as one flat array of ``record`` numbers per feature
+    (the timestamp of the rules that keep one included: it is in the record). A record
+    may straddle two cache lines (24 bytes at offset 48, say), so both its first and its
+    last number are requested, and every line between.
     """
     if x_at >= 0:
         i = order[x_at]
@@ -363,7 +364,7 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sche
             # Step t's decay reaches every weight through the global scale, O(1).
             scale = scale_prev * (1.0 - eta * lam)
             l1_total = l1_prev + eta * (1.0 / scale)
-            _prefetch_ahead(RULE, indptr, indices, data, order,
+            _prefetch_ahead(indptr, indices, data, order,
                             r + X_AHEAD if r + X_AHEAD < n else -1,
                             r + RECORDS_AHEAD if r + RECORDS_AHEAD < n else -1,
                             flat_P, record)
@@ -465,7 +466,7 @@ def _lane_rows(RULE, args):
                 nxt = fetch_add(next_block, 0, 1)
                 next_first = nxt * HOGWILD_BLOCK
             _prefetch_ahead(
-                RULE, indptr, indices, data, order,
+                indptr, indices, data, order,
                 _position_ahead(r, X_AHEAD, block_end, next_first, seg_end),
                 _position_ahead(r, RECORDS_AHEAD, block_end, next_first, seg_end),
                 flat_P, record,

@@ -955,6 +955,7 @@ def scaling(estimator_cls, X, y, repeats, seed):
         m = n // frac
         Xm, ym = (X, y) if frac == 1 else first_rows(X, y, m)
         sizes.append((label, Xm, ym, []))
+
     def make(it):
         return estimator_cls(optimizer="adagrad", max_iter=it, n_jobs=1, random_state=seed)
 
@@ -1050,8 +1051,10 @@ def report(r):
         f"checks); an optimizer's n_jobs=1 and n_jobs=-1 fits alternate, so both meet "
         f"the same load. Kernel: the `LazyModel.run_epoch` calls of the same epochs. "
         f"SGDClassifier: median over {r['sgdclassifier']['pairs']} pairs of "
-        f"(fit(max_iter=3) - fit(max_iter=1)) / 2 (the first {r['config']['repeats']} "
-        f"before the optimizers, then one in each round of every optimizer's fits). "
+        f"(fit(max_iter=3) - fit(max_iter=1)) / 2 (the first "
+        f"{(3 if r['config']['quick'] else 1) * r['config']['repeats']} "
+        f"before the optimizers, then {3 if r['config']['quick'] else 1} in each round of "
+        f"every optimizer's fits). "
         f"x SGDClassifier and x mat-vec: against the SGDClassifier pairs and "
         f"{MATVEC_EXTRA} mat-vecs of each round of the optimizer's own fits (medians, "
         f"column 'alongside'), so that both sides of a ratio meet the same load; the two "

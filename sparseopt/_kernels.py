@@ -156,14 +156,27 @@ def _checked_sums(B, sum_sq, sum_abs, bad):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _settle(RULE, P, G, hp, T, table):
-    """Bring every feature up to date through step ``T``; returns how many leading slots
-    of each record the fold must multiply by the scale (0 when it is 1)."""
-    scale = G[_spec.G_SCALE]
+def _settle_features(RULE, P, lo, hi, T, scale, l1_total, hp, table):
+    """Bring features ``lo:hi`` up to date through step ``T``, at which the global scale
+    and L1 total are ``scale`` and ``l1_total``."""
     c = 1.0 - hp[_spec.ETA0] * rules.decay_strength(RULE, hp[_spec.LAM])
-    for j in range(P.shape[0]):
-        _catch_up_feature(RULE, P, j, T, 1.0 / scale, c, hp, G[_spec.G_L1_TOTAL],
-                          table)
+    for j in range(lo, hi):
+        _catch_up_feature(RULE, P, j, T, 1.0 / scale, c, hp, l1_total, table)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _settle(RULE, P, G, hp, T, table):
+    """Bring every feature up to date through step ``T``; returns ``_to_fold``."""
+    _settle_features(RULE, P, 0, P.shape[0], T, G[_spec.G_SCALE], G[_spec.G_L1_TOTAL], hp,
+                     table)
+    return _to_fold(RULE, P, G)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _to_fold(RULE, P, G):
+    """After every feature is up to date: how many leading slots of each record the fold
+    must multiply by the scale (0 when it is 1)."""
+    scale = G[_spec.G_SCALE]
     if scale == 1.0:
         return 0
     scale_sum = G[_spec.G_SCALE_SUM]
@@ -410,6 +423,8 @@ def penalty_sums(P, B, scale):
 HOGWILD_BLOCK = 64
 # Rows between a Hogwild thread's syncs of its private intercept (see _epoch_hogwild).
 INTERCEPT_SYNC = 16
+# Features a Hogwild thread brings up to date at a time at the end of a segment.
+SETTLE_CHUNK = 4096
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -426,11 +441,13 @@ def _position_ahead(r, ahead, block_end, next_first, seg_end):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _lane_rows(RULE, args):
-    """One Hogwild thread's rows of a segment: blocks from the work counter until none
-    are left; returns the sum of their weighted losses. ``args``: see ``_epoch_hogwild``.
+    """One Hogwild thread's share of a segment: in the first phase its rows, blocks from
+    the work counter until none are left (returns the sum of their weighted losses); in
+    the second (``settle``), chunks of features from a second counter, brought up to date
+    at the segment's end (returns 0). ``args``: see ``_epoch_hogwild``.
     """
     (indptr, indices, data, y, sw, order, P, B, hp, loss_id, sched_id, t, next_block,
-     block_scale, block_l1, table_owner, hold_intercept) = args
+     block_scale, block_l1, end_scale, end_l1, table_owner, hold_intercept, settle) = args
     seg_end = order.shape[0]
     n_blocks = (seg_end + HOGWILD_BLOCK - 1) // HOGWILD_BLOCK
     n_out = P.shape[1]
@@ -448,6 +465,20 @@ def _lane_rows(RULE, args):
     table = borrowed(table_owner)
     flat_P = P.reshape(P.size)
     record = P.shape[1] * P.shape[2]
+    if settle:
+        # Adam's catch-up of every feature took 30 ms of a 0.3-0.4 s two-thread epoch on
+        # full pypi_popular, on one thread while the others waited. (A separate phase:
+        # started by a thread whose rows had run out, it raced with another's last rows,
+        # whose late catch-up of a feature could rewind its timestamp.)
+        n_features = P.shape[0]
+        chunk = fetch_add(next_block, 1, 1)
+        while chunk * SETTLE_CHUNK < n_features:
+            lo = chunk * SETTLE_CHUNK
+            _settle_features(RULE, P, lo, min(lo + SETTLE_CHUNK, n_features), t + seg_end,
+                             end_scale, end_l1, hp, table)
+            chunk = fetch_add(next_block, 1, 1)
+        keep_alive((z_owner, dl_owner, pending_owner, own_B_owner, table_owner))
+        return 0.0
     lane_total = 0.0
     # A thread claims its next block X_AHEAD rows before this one ends, so that
     # its last rows here can request the memory of the first rows there (until
@@ -584,7 +615,7 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, B, G, hp, loss_
     # The work counter (see _llvm.fetch_add), reset for each segment. Made once, here:
     # made inside the segment loop, Numba's parallel pass handled it wrongly (an epoch
     # ran almost no rows; tests/test_threads_and_order.py checks every block runs).
-    next_block = np.empty(1, dtype=np.int64)
+    next_block = np.empty(2, dtype=np.int64)  # row blocks, then feature chunks
     # The scale and L1 total before the first step of each block: a thread steps them on
     # from there through its block, as the one-thread loop does from row to row (the
     # same operations in the same order, so the same numbers). Kept per block, not per
@@ -615,17 +646,22 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, B, G, hp, loss_
         segment = order[seg_start:seg_end]
         lane_loss = np.zeros(n_threads)
         next_block[0] = 0
-        for lane in prange(n_threads):
-            lane_loss[lane] = _lane(RULE, (
-                indptr, indices, data, y, sw, segment, P, B, hp, loss_id, sched_id,
-                t + seg_start, next_block, block_scale, block_l1, table_owner,
-                hold_intercept))
+        next_block[1] = 0
+        # Two phases of the same parallel loop: the rows, then the catch-up of every
+        # feature to the segment's end (see _lane_rows).
+        for settle in (False, True):
+            for lane in prange(n_threads):
+                lane_loss[lane] += _lane(RULE, (
+                    indptr, indices, data, y, sw, segment, P, B, hp, loss_id, sched_id,
+                    t + seg_start, next_block, block_scale, block_l1, scale, l1_total,
+                    table_owner, hold_intercept, settle))
         total_loss += lane_loss.sum()
-        # After the segment's last step, a flush as the one-thread loop does, its fold
-        # and penalty sums on all threads.
+        # After the segment's last step and the threads' catch-up of every feature to
+        # it, the rest of a flush as the one-thread loop does, its fold and penalty sums
+        # on all threads.
         G[_spec.G_SCALE] = scale
         G[_spec.G_L1_TOTAL] = l1_total
-        n_stored = _settle(RULE, P, G, hp, t + seg_end, table_owner)
+        n_stored = _to_fold(RULE, P, G)
         sum_sq, sum_abs, bad = fold_and_sum_threads(P, scale, n_stored, n_threads)
         sum_sq, sum_abs = _fold_done(G, B, sum_sq, sum_abs, bad)
         if seg_end >= n:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from joblib import Parallel, delayed
 from sklearn.metrics import log_loss
 
-from sparseopt import SparseClassifier, _engine
+from sparseopt import SparseClassifier, _engine, _spec
 from sparseopt.datasets import make_sparse_classification
 
 
@@ -260,3 +260,27 @@ def test_epoch_returns_the_models_penalty_sums(problem, optimizer, lam, lam1, et
     epoch = model.run_epoch(X, y, sw, order[:0], settings, n_threads)
     assert np.isnan(epoch.sum_sq) and np.isnan(epoch.sum_abs)
     assert not model.is_finite()
+
+
+@pytest.mark.parametrize("optimizer, lam, eta0", [
+    ("rmsprop", 1e-3, None), ("adam", 1e-3, None),
+    ("rmsprop", 0.1, 0.5), ("adam", 0.1, 0.5),  # folds every few hundred steps: segments
+])
+def test_hogwild_epoch_leaves_every_feature_up_to_date(problem, optimizer, lam, eta0):
+    """At the end of each segment the threads share the catch-up of every feature (in
+    chunks from a counter): after a two-thread epoch every timestamp is the step count,
+    the scale is folded, and a flush at the same step (an empty one-thread epoch)
+    changes no number of the model."""
+    from sparseopt.rules import RULES
+
+    X, y, sw, settings = _engine_problem(problem, optimizer, lam, 0.0, eta0)
+    model = _engine.LazyModel(optimizer, X.shape[1], 1)
+    last = RULES[optimizer].slots.index("last")
+    for seed in range(2):
+        order = _engine.row_order(X.shape[0], True, np.random.RandomState(seed))
+        model.run_epoch(X, y, sw, order, settings, 2)
+        np.testing.assert_array_equal(model.P[:, 0, last], model.t)
+        assert model.G[_spec.G_SCALE] == 1.0
+    before = model.P.copy()
+    model.run_epoch(X, y, sw, order[:0], settings, 1)
+    np.testing.assert_array_equal(model.P, before)

@@ -11,7 +11,7 @@ Model state (see ``_engine.LazyModel``):
 ``P``     (n_features, n_outputs, n_slots) float64, one record per weight; slot 0 is the
           weight in stored units (true weight = ``G[G_SCALE] * P[..., 0]``). The rules
           whose catch-up counts missed steps (RMSProp, Adadelta, Adam) keep the step
-          through which feature j is up to date in its own record, ``P[j, 0, LAST]``:
+          through which feature j is up to date in its own record, ``P[j, 0, -1]``:
           in a separate array it was a second cache line per touched feature.
 ``B``     (1, n_outputs, n_slots) float64, the intercept's records (true units).
 ``G``     float64 scalars carried between steps (global scale, running L1 total).
@@ -81,7 +81,7 @@ def _catch_up_feature(RULE, P, j, T, inv_scale, c, hp, l1_total, table):
     """Bring all outputs of feature j up to date through step ``T``."""
     n_out = P.shape[1]
     if rules.needs_timestamp(RULE):
-        stamp = rules.last_slot(RULE)
+        stamp = P.shape[2] - 1  # see rules.needs_timestamp
         last = np.int64(P[j, 0, stamp])
         missed = T - last
         if missed > 0:
@@ -160,8 +160,9 @@ def _settle_features(RULE, P, lo, hi, T, scale, l1_total, hp, table):
     """Bring features ``lo:hi`` up to date through step ``T``, at which the global scale
     and L1 total are ``scale`` and ``l1_total``."""
     c = 1.0 - hp[_spec.ETA0] * rules.decay_strength(RULE, hp[_spec.LAM])
+    inv_scale = 1.0 / scale
     for j in range(lo, hi):
-        _catch_up_feature(RULE, P, j, T, 1.0 / scale, c, hp, l1_total, table)
+        _catch_up_feature(RULE, P, j, T, inv_scale, c, hp, l1_total, table)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -262,7 +263,7 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id
     ``_epoch_hogwild``).
     """
     n_out = P.shape[1]
-    stamp = rules.last_slot(RULE)
+    stamp = P.shape[2] - 1  # the timestamp's slot (see rules.needs_timestamp)
     lam1 = hp[_spec.LAM1]
     lam2 = hp[_spec.LAM]  # FTRL's L2 inside its closed form
     i = order[r]
@@ -440,15 +441,42 @@ def _position_ahead(r, ahead, block_end, next_first, seg_end):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _settle_share(RULE, P, hp, T, scale, l1_total, next_block, table_owner):
+    """A Hogwild thread's share of the catch-up of every feature through step ``T`` (the
+    segment's end): chunks of features from the second work counter until none are left;
+    returns 0 (no rows, no loss).
+
+    Adam's catch-up of every feature took 30 ms of a 0.3-0.4 s two-thread epoch on full
+    pypi_popular, on one thread while the others waited. It is a phase of its own: started
+    by a thread whose rows had run out, it raced with another's last rows, whose late
+    catch-up of a feature could rewind its timestamp.
+    """
+    P, hp = borrowed((P, hp))  # views that own nothing, as in _epoch
+    table = borrowed(table_owner)
+    n_features = P.shape[0]
+    chunk = fetch_add(next_block, 1, 1)
+    while chunk * SETTLE_CHUNK < n_features:
+        lo = chunk * SETTLE_CHUNK
+        _settle_features(RULE, P, lo, min(lo + SETTLE_CHUNK, n_features), T, scale,
+                         l1_total, hp, table)
+        chunk = fetch_add(next_block, 1, 1)
+    keep_alive(table_owner)
+    return 0.0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _lane_rows(RULE, args):
     """One Hogwild thread's share of a segment: in the first phase its rows, blocks from
     the work counter until none are left (returns the sum of their weighted losses); in
-    the second (``settle``), chunks of features from a second counter, brought up to date
-    at the segment's end (returns 0). ``args``: see ``_epoch_hogwild``.
+    the second (``settle``), its share of the catch-up of every feature to the segment's
+    end (``_settle_share``, returns 0). ``args``: see ``_epoch_hogwild``.
     """
     (indptr, indices, data, y, sw, order, P, B, hp, loss_id, sched_id, t, next_block,
      block_scale, block_l1, end_scale, end_l1, table_owner, hold_intercept, settle) = args
     seg_end = order.shape[0]
+    if settle:
+        return _settle_share(RULE, P, hp, t + seg_end, end_scale, end_l1, next_block,
+                             table_owner)
     n_blocks = (seg_end + HOGWILD_BLOCK - 1) // HOGWILD_BLOCK
     n_out = P.shape[1]
     lam = rules.decay_strength(RULE, hp[_spec.LAM])
@@ -465,20 +493,6 @@ def _lane_rows(RULE, args):
     table = borrowed(table_owner)
     flat_P = P.reshape(P.size)
     record = P.shape[1] * P.shape[2]
-    if settle:
-        # Adam's catch-up of every feature took 30 ms of a 0.3-0.4 s two-thread epoch on
-        # full pypi_popular, on one thread while the others waited. (A separate phase:
-        # started by a thread whose rows had run out, it raced with another's last rows,
-        # whose late catch-up of a feature could rewind its timestamp.)
-        n_features = P.shape[0]
-        chunk = fetch_add(next_block, 1, 1)
-        while chunk * SETTLE_CHUNK < n_features:
-            lo = chunk * SETTLE_CHUNK
-            _settle_features(RULE, P, lo, min(lo + SETTLE_CHUNK, n_features), t + seg_end,
-                             end_scale, end_l1, hp, table)
-            chunk = fetch_add(next_block, 1, 1)
-        keep_alive((z_owner, dl_owner, pending_owner, own_B_owner, table_owner))
-        return 0.0
     lane_total = 0.0
     # A thread claims its next block X_AHEAD rows before this one ends, so that
     # its last rows here can request the memory of the first rows there (until

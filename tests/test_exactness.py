@@ -653,3 +653,15 @@ def test_penalty_sums_match_numpy_and_flag_any_nonfinite_number(
         model.B.reshape(-1)[where - model.P.size] = poison
     assert all(math.isnan(v) for v in model.penalty_sums())
     assert not model.is_finite()
+
+
+def test_timestamped_rules_keep_the_timestamp_in_their_final_slot():
+    """The kernels read a feature's timestamp as its record's final slot (``P[j, 0, -1]``):
+    exactly the rules whose catch-up counts missed steps have one, and it comes last."""
+    from sparseopt import rules
+
+    for name, rule in RULES.items():
+        timestamped = rules.needs_timestamp(rule.code)
+        assert ("last" in rule.slots) == timestamped, name
+        if timestamped:
+            assert rule.slots[-1] == "last", name

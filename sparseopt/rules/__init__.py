@@ -64,24 +64,13 @@ RULES = {
 
 @njit(cache=True, inline="always", error_model="numpy")
 def needs_timestamp(RULE):
-    """Whether a rule's catch-up depends on the number of missed steps."""
+    """Whether a rule's catch-up depends on the number of missed steps.
+
+    Such a rule's final slot, ``"last"``, is the step through which the feature is up to
+    date (a whole number held exactly in a float64), read from its first output's record,
+    ``P[j, 0, -1]``: in the feature's record, touching it costs one cache line, not two.
+    The slot is unused in the other outputs' records and the intercept's."""
     return RULE == RMSPROP or RULE == ADADELTA or RULE == ADAM
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def last_slot(RULE):
-    """The slot ``LAST`` of a timestamped rule: ``P[j, 0, LAST]`` is the step through which
-    feature j is up to date (a whole number held exactly in a float64), kept in the
-    feature's record so that touching it costs one cache line, not two. The slot is unused
-    in the other outputs' records and the intercept's. 0 for the other rules, which never
-    read it (every use is under ``needs_timestamp``)."""
-    if RULE == RMSPROP:
-        return rmsprop.LAST
-    if RULE == ADADELTA:
-        return adadelta.LAST
-    if RULE == ADAM:
-        return adam.LAST
-    return 0
 
 
 @njit(cache=True, inline="always", error_model="numpy")

@@ -17,9 +17,9 @@ import math
 from numba import njit
 
 NAME = "adadelta"
-SLOTS = ("w", "v", "delta", "last")
+SLOTS = ("w", "v", "delta", "last")  # "last": the timestamp, always the final slot
 N_STORED_UNITS = 1
-W, V, DELTA, LAST = 0, 1, 2, 3
+W, V, DELTA = 0, 1, 2
 
 
 @njit(cache=True, inline="always", error_model="numpy")

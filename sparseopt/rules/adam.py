@@ -36,9 +36,9 @@ from numba import njit
 from .powers import power, power_table
 
 NAME = "adam"
-SLOTS = ("w", "m", "v", "last")
+SLOTS = ("w", "m", "v", "last")  # "last": the timestamp, always the final slot
 N_STORED_UNITS = 1
-W, M, V, LAST = 0, 1, 2, 3
+W, M, V = 0, 1, 2
 
 # A term this much smaller than the weight, followed by a geometric tail with ratio
 # below ~0.9, changes the weight by less than one rounding error.

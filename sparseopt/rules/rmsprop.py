@@ -14,9 +14,9 @@ import math
 from numba import njit
 
 NAME = "rmsprop"
-SLOTS = ("w", "v", "last")
+SLOTS = ("w", "v", "last")  # "last": the timestamp, always the final slot
 N_STORED_UNITS = 1
-W, V, LAST = 0, 1, 2
+W, V = 0, 1
 
 
 @njit(cache=True, inline="always", error_model="numpy")

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from joblib import Parallel, delayed
@@ -284,3 +285,46 @@ def test_hogwild_epoch_leaves_every_feature_up_to_date(problem, optimizer, lam, 
     before = model.P.copy()
     model.run_epoch(X, y, sw, order[:0], settings, 1)
     np.testing.assert_array_equal(model.P, before)
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adadelta"])
+def test_step_behind_the_timestamp_decays_the_averages_once(optimizer):
+    """A Hogwild thread can step a feature that a thread further on has already brought
+    past this step: the step's own decay of the averages is then already applied. The
+    step undoes it once (divides by rho) before taking it, so each step decays a feature's
+    averages once, as in dense Hogwild; the timestamp is not rewound. Checked on one
+    thread, with the timestamp set ahead by hand (to step 5 of a 6-step epoch whose
+    first row has the features): against the same step from a feature up to date, the
+    averages keep the ``(1 - rho)`` share that a second decay would take."""
+    from sparseopt.rules import RULES
+
+    rho, eta0, eps = 0.6, 0.5, 1e-3
+    slots = RULES[optimizer].slots
+    W, V, LAST = slots.index("w"), slots.index("v"), slots.index("last")
+    X = sp.csr_matrix(np.array([[1.0, 0.5]] + [[0.0, 0.0]] * 5))
+    y, sw = np.ones(6), np.ones(6)
+    settings = _engine.make_settings(optimizer, "log_loss", eta0=eta0, epsilon=eps, rho=rho,
+                                     fit_intercept=False)
+    w0, v0, delta0 = np.array([0.3, -0.2]), np.array([0.7, 0.4]), np.array([0.2, 0.1])
+    models = {}
+    for stamp in (0, 5):  # up to date before step 1; brought to step 5 by "another thread"
+        model = _engine.LazyModel(optimizer, 2, 1)
+        model.P[:, 0, W] = w0
+        model.P[:, 0, V] = v0
+        if optimizer == "adadelta":
+            model.P[:, 0, slots.index("delta")] = delta0
+        model.P[:, 0, LAST] = stamp
+        model.run_epoch(X, y, sw, np.arange(6), settings, 1)
+        models[stamp] = model
+    on_time, late = models[0].P[:, 0], models[5].P[:, 0]
+    np.testing.assert_array_equal(late[:, LAST], [6, 6])
+    # The same margin, so the same gradients. On time: v = (rho v0 + (1-rho) g^2) rho^5
+    # (steps 2-6 missed); late: v = (v0 + (1-rho) g^2) rho (step 6 missed).
+    new = on_time[:, V] / rho**5 - rho * v0  # (1 - rho) g^2
+    np.testing.assert_allclose(late[:, V], (v0 + new) * rho, rtol=1e-12)
+    assert not np.allclose(late[:, W], on_time[:, W])  # the step reads the undecayed v
+    if optimizer == "adadelta":
+        delta = slots.index("delta")
+        d = (w0 - late[:, W]) / eta0  # the step taken (no weight decay: lam=0)
+        np.testing.assert_allclose(late[:, delta], (delta0 + (1 - rho) * d**2) * rho,
+                                   rtol=1e-12)

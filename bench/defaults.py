@@ -13,6 +13,7 @@ rare-feature problem from ``sparseopt.datasets``. Prints the results as it goes;
 """
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -34,9 +35,11 @@ SAMPLE = os.path.join(HERE, "data", "pypi_popular_100k.tsv.gz")
 GRIDS = {
     "adagrad": dict(eta0=[0.1, 0.3, 1.0, 3.0], epsilon=[1e-8, 0.1, 0.3, 1.0], alpha=[1e-7]),
     "ftrl": dict(eta0=[0.3, 1.0, 3.0], epsilon=[1e-8], alpha=[1e-7]),
-    "rmsprop": dict(eta0=[1e-3, 1e-2, 1e-1], epsilon=[1e-8, 1e-2, 0.3], alpha=[1e-7]),
+    "rmsprop": dict(eta0=[1e-2, 3e-2, 1e-1], epsilon=[1e-8, 0.1, 0.3], alpha=[1e-7],
+                    rho=[0.9, 0.999]),
     "adam": dict(eta0=[1e-3, 1e-2, 1e-1], epsilon=[1e-8, 1e-2, 0.3], alpha=[1e-7]),
-    "adadelta": dict(eta0=[1.0, 10.0], epsilon=[1e-6, 1e-2], alpha=[1e-7]),
+    "adadelta": dict(eta0=[0.1, 0.3, 1.0], epsilon=[1e-6, 1e-3], alpha=[1e-7],
+                     rho=[0.9, 0.999]),
 }
 QUICK_GRIDS = {
     "adagrad": dict(eta0=[0.1, 1.0], epsilon=[1e-8, 0.3], alpha=[1e-7]),
@@ -100,14 +103,11 @@ def study(name, X_train, X_test, y_train, y_test, grids, Cs):
         add("SGDClassifier", label,
             sgdclassifier_curve(alpha, X_train, y_train, X_test, y_test))
     for optimizer, grid in grids.items():
-        for eta0 in grid["eta0"]:
-            for eps in grid["epsilon"]:
-                for alpha in grid["alpha"]:
-                    params = dict(optimizer=optimizer, eta0=eta0, epsilon=eps, alpha=alpha,
-                                  random_state=0)
-                    add(optimizer, f"eta0={eta0:g} epsilon={eps:g} alpha={alpha:g}",
-                        curve(partial(SparseClassifier, **params),
-                              X_train, y_train, X_test, y_test))
+        for values in itertools.product(*grid.values()):
+            settings = dict(zip(grid, values))
+            add(optimizer, " ".join(f"{k}={v:g}" for k, v in settings.items()),
+                curve(partial(SparseClassifier, optimizer=optimizer, random_state=0,
+                              **settings), X_train, y_train, X_test, y_test))
     return result
 
 
@@ -120,13 +120,21 @@ def main(argv=None):
     parser.add_argument("--pypi", default=SHARED, help="full pypi_popular TSV (optional)")
     parser.add_argument("--quick", action="store_true", help="small grids, sample only")
     parser.add_argument("--out", default=None, help="folder for defaults.md/json")
+    parser.add_argument("--optimizers", default=None,
+                        help="comma-separated optimizers whose grids to run (default: all)")
     args = parser.parse_args(argv)
 
     print("# Defaults study (test log loss after 1, 2, 3 epochs; gap to the exact optimum)")
     print("current defaults: " + ", ".join(
         f"{n}: eta0={r.default_eta0:g} epsilon={r.default_epsilon:g} alpha={r.default_alpha:g}"
+        + (f" rho={r.default_rho:g}" if "rho" in GRIDS.get(n, {}) else "")
         for n, r in RULES.items()))
     grids = QUICK_GRIDS if args.quick else GRIDS
+    if args.optimizers:
+        unknown = set(args.optimizers.split(",")) - set(grids)
+        if unknown:
+            parser.error(f"no grid for {', '.join(sorted(unknown))}; grids: {', '.join(grids)}")
+        grids = {k: v for k, v in grids.items() if k in args.optimizers.split(",")}
     results = []
     if not args.quick and args.pypi and os.path.exists(args.pypi):
         data = load_pypi(args.pypi, n_features=2**20)

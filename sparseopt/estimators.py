@@ -55,6 +55,8 @@ class _SparseLinear(BaseEstimator):
         check_number("eta0", self.eta0, low=0.0, low_open=True, allow_none=True)
         check_number("power_t", self.power_t, low=0.0)
         check_number("epsilon", self.epsilon, low=0.0, low_open=True, allow_none=True)
+        for name in ("beta_1", "beta_2", "rho"):  # [0, 1): checked again by the engine
+            check_number(name, getattr(self, name), low=0.0, high=1.0, allow_none=name == "rho")
         check_number("ftrl_beta", self.ftrl_beta, low=0.0)
         check_number("max_iter", self.max_iter, low=1, integer=True)
         check_number("tol", self.tol, allow_none=True)
@@ -111,7 +113,7 @@ class _SparseLinear(BaseEstimator):
             beta_1=self.beta_1,
             beta_2=self.beta_2,
             epsilon=rule.default_epsilon if self.epsilon is None else self.epsilon,
-            rho=self.rho,
+            rho=rule.default_rho if self.rho is None else self.rho,
             ftrl_beta=self.ftrl_beta,
             learning_rate=schedule,
             power_t=self.power_t,
@@ -321,8 +323,10 @@ default="adagrad"
         Adam's moment decays.
     epsilon : float or None, default=None
         Damping of adaptive steps; None takes the optimizer's default.
-    rho : float, default=0.9
-        Decay of RMSProp's and Adadelta's running averages.
+    rho : float or None, default=None
+        Decay of RMSProp's and Adadelta's running averages; None takes the optimizer's
+        default (0.999: with 0.9 the averages forget a rare feature, and the intercept,
+        within tens of rows; see README).
     ftrl_beta : float, default=1.0
     fit_intercept : bool, default=True
     max_iter : int, default=3
@@ -392,7 +396,7 @@ class SparseClassifier(ClassifierMixin, _SparseLinear):
 
     def __init__(self, *, optimizer="adagrad", loss="log_loss", penalty="l2", alpha=None,
                  l1_ratio=0.15, eta0=None, learning_rate=None, power_t=0.5, beta_1=0.9,
-                 beta_2=0.999, epsilon=None, rho=0.9, ftrl_beta=1.0, fit_intercept=True,
+                 beta_2=0.999, epsilon=None, rho=None, ftrl_beta=1.0, fit_intercept=True,
                  multi_class="auto", max_iter=3, tol=None, n_iter_no_change=5,
                  early_stopping=False, validation_fraction=0.1, shuffle=True,
                  random_state=None, class_weight=None, warm_start=False, average=False,
@@ -603,7 +607,7 @@ class SparseRegressor(RegressorMixin, _SparseLinear):
 
     def __init__(self, *, optimizer="adagrad", loss="squared_error", epsilon_loss=0.1,
                  penalty="l2", alpha=None, l1_ratio=0.15, eta0=None, learning_rate=None,
-                 power_t=0.5, beta_1=0.9, beta_2=0.999, epsilon=None, rho=0.9, ftrl_beta=1.0,
+                 power_t=0.5, beta_1=0.9, beta_2=0.999, epsilon=None, rho=None, ftrl_beta=1.0,
                  fit_intercept=True, max_iter=3, tol=None, n_iter_no_change=5,
                  early_stopping=False, validation_fraction=0.1, shuffle=True,
                  random_state=None, warm_start=False, average=False, verbose=0, n_jobs=None):

@@ -95,3 +95,19 @@ def test_json_has_a_finite_row_per_method(quick_run):
     methods = {r["method"] for r in regression[0]["rows"]}
     assert set(OPTIMIZERS) | {"SGDRegressor"} <= methods
     assert all(_finite(r["test_rmse"]) for r in regression[0]["rows"])
+
+
+def test_defaults_study_runs_every_setting_of_a_grid():
+    """bench.defaults expands each optimizer's grid over all its keys (rho included) and
+    passes every setting to the estimator."""
+    from bench import defaults
+    from sparseopt.datasets import make_sparse_classification
+
+    X, y, _ = make_sparse_classification(n_samples=2000, n_features=2**10, random_state=0)
+    grid = {"adadelta": {"rho": [0.9, 0.999], "epsilon": [1e-3]}}
+    result = defaults.study("tiny", X[:1500], X[1500:], y[:1500], y[1500:], grid, Cs=[1.0])
+    rows = [row for row in result["rows"] if row["method"] == "adadelta"]
+    assert [row["settings"] for row in rows] == ["rho=0.9 epsilon=0.001",
+                                                  "rho=0.999 epsilon=0.001"]
+    assert all(len(row["test_log_loss"]) == 3 for row in rows)
+    assert rows[0]["test_log_loss"] != rows[1]["test_log_loss"]

@@ -350,6 +350,9 @@ def test_single_class_and_unknown_label_are_rejected():
         (dict(alpha=-1.0), "alpha must be >="),
         (dict(l1_ratio=2.0), "l1_ratio must be <="),
         (dict(beta_1=1.0), "beta_1 must be in"),
+        (dict(optimizer="rmsprop", rho=1.0), "rho must be in"),
+        (dict(optimizer="adadelta", rho="0.9"), "rho must be a number"),
+        (dict(beta_2=-0.5), "beta_2 must be >="),
         (dict(max_iter=0), "max_iter must be >="),
         (dict(multi_class="both"), "multi_class must be one of"),
         (dict(eta0=10.0, alpha=0.5), "decay factor"),
@@ -361,6 +364,21 @@ def test_bad_parameters_are_rejected_at_fit(params, message):
     assert clf.get_params()[next(iter(params))] == params[next(iter(params))]
     with pytest.raises(ValueError, match=message):
         clf.fit(X, y)
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adadelta"])
+def test_rho_none_takes_the_optimizers_default(optimizer):
+    """rho=None is the rule's measured default (README, "Defaults"), not 0.9."""
+    from sparseopt.rules import RULES
+
+    X, y = sparse_problem()
+    rho = RULES[optimizer].default_rho
+    assert rho == 0.999
+    default = SparseClassifier(optimizer=optimizer, random_state=0).fit(X, y)
+    explicit = SparseClassifier(optimizer=optimizer, rho=rho, random_state=0).fit(X, y)
+    other = SparseClassifier(optimizer=optimizer, rho=0.9, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(default.coef_, explicit.coef_)
+    assert not np.allclose(default.coef_, other.coef_)
 
 
 def test_divergence_names_the_epoch_and_leaves_the_model_unfitted():

@@ -31,6 +31,7 @@ class Rule:
     default_eta0: float
     default_epsilon: float
     default_alpha: float
+    default_rho: float = 0.0  # RMSProp's and Adadelta's decay; unused by the others
 
     @property
     def slots(self):
@@ -52,9 +53,11 @@ RULES = {
     "adagrad": Rule(ADAGRAD, adagrad, _ALL_PENALTIES, _CONSTANT,
                     default_eta0=1.0, default_epsilon=0.3, default_alpha=1e-7),
     "rmsprop": Rule(RMSPROP, rmsprop, _L2_ONLY, _CONSTANT,
-                    default_eta0=0.01, default_epsilon=0.3, default_alpha=1e-7),
+                    default_eta0=0.03, default_epsilon=0.1, default_alpha=1e-7,
+                    default_rho=0.999),
     "adadelta": Rule(ADADELTA, adadelta, _L2_ONLY, _CONSTANT,
-                     default_eta0=1.0, default_epsilon=1e-6, default_alpha=1e-7),
+                     default_eta0=0.1, default_epsilon=1e-3, default_alpha=1e-7,
+                     default_rho=0.999),
     "adam": Rule(ADAM, adam, _L2_ONLY, _CONSTANT,
                  default_eta0=0.1, default_epsilon=0.3, default_alpha=1e-7),
     "ftrl": Rule(FTRL, ftrl, _ALL_PENALTIES, _CONSTANT,

@@ -76,6 +76,16 @@ def _prefetch_ahead(indptr, indices, data, order, x_at, records_at, flat_P, reco
             prefetch(flat_P, first + record - 1)
 
 
+@njit(cache=True, error_model="numpy")
+def _undo_step_decay(P, j, inv_rho):
+    """Multiply feature j's running averages (RMSProp's ``v``; Adadelta's ``v`` and
+    ``delta``: every slot between the weight and the timestamp) by ``1/rho``. Compiled
+    on its own: a rare branch, kept out of the inlined loop's IR (compile time)."""
+    for k in range(P.shape[1]):
+        for e in range(1, P.shape[2] - 1):
+            P[j, k, e] *= inv_rho
+
+
 @njit(cache=True, inline="always", error_model="numpy")
 def _catch_up_feature(RULE, P, j, T, inv_scale, c, hp, l1_total, table):
     """Bring all outputs of feature j up to date through step ``T``."""
@@ -98,11 +108,7 @@ def _catch_up_feature(RULE, P, j, T, inv_scale, c, hp, l1_total, table):
             # about to apply it again. Undone once here: each step decays a feature's
             # averages once, as in dense Hogwild (twice, the averages of hot features
             # forgot faster, and Adadelta's Hogwild test loss moved 1.6% from one thread's).
-            undo = 1.0 / hp[_spec.RHO]
-            for k in range(n_out):
-                rules.catch_up(
-                    RULE, P, j, k, 0, last, undo, 0.0, inv_scale, c, hp, l1_total, table,
-                )
+            _undo_step_decay(P, j, 1.0 / hp[_spec.RHO])
     elif hp[_spec.LAM1] > 0.0:
         for k in range(n_out):
             rules.catch_up(RULE, P, j, k, 0, 0, 1.0, 0.0, inv_scale, c, hp, l1_total, table)

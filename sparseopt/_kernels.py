@@ -107,7 +107,7 @@ def _catch_up_feature(RULE, P, j, T, inv_scale, c, hp, l1_total, table):
             # so this step's decay of the averages is already applied, and the step is
             # about to apply it again. Undone once here: each step decays a feature's
             # averages once, as in dense Hogwild (twice, the averages of hot features
-            # forgot faster, and Adadelta's Hogwild test loss moved 1.6% from one thread's).
+            # forgot faster; see commit 60fad71 for what it moved).
             _undo_step_decay(P, j, 1.0 / hp[_spec.RHO])
     elif hp[_spec.LAM1] > 0.0:
         for k in range(n_out):

@@ -9,7 +9,8 @@ data sets check them on data they were not chosen on.
 Data sets: the full ``pypi_popular`` when ``--pypi`` points at it (default: the shared
 copy, if present), the 100k-row sample shipped in ``bench/data``, and a synthetic
 rare-feature problem from ``sparseopt.datasets``. Prints the results as it goes;
-``--out`` also writes them to ``defaults.json``.
+``--out`` also writes them to ``defaults.json``; ``--optimizers`` runs the grids of
+some optimizers only (the optimum and ``SGDClassifier`` rows are always run).
 """
 
 import argparse
@@ -119,7 +120,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pypi", default=SHARED, help="full pypi_popular TSV (optional)")
     parser.add_argument("--quick", action="store_true", help="small grids, sample only")
-    parser.add_argument("--out", default=None, help="folder for defaults.md/json")
+    parser.add_argument("--out", default=None, help="folder for defaults.json")
     parser.add_argument("--optimizers", default=None,
                         help="comma-separated optimizers whose grids to run (default: all)")
     args = parser.parse_args(argv)

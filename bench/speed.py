@@ -654,6 +654,17 @@ def _error(exc):
     return f"{type(exc).__name__}: {exc}".strip()
 
 
+def fit_makers(estimator_cls, opt, seed):
+    """``make(max_iter, n_jobs=1, random_state=seed)``: a fit of ``opt`` at the
+    estimator's defaults; and the makers of its one-thread and all-cores fits,
+    ``{1: ..., -1: ...}``."""
+    def make(it, n_jobs=1, random_state=seed):
+        return estimator_cls(optimizer=opt, max_iter=it, n_jobs=n_jobs,
+                             random_state=random_state)
+
+    return make, {1: make, -1: lambda it: make(it, -1)}
+
+
 def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_test,
                    log_loss, floors):
     """Fill ``entry`` with the per-epoch times of ``opt`` (n_jobs=1, n_jobs=-1, kernel)
@@ -664,15 +675,12 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
     their values, the yardsticks measured under the same load as the optimizer."""
     # One thread, all cores and the ceiling (one independent one-thread fit per core, at
     # once: what the cores give when no weight is shared) alternate fit by fit.
-    def make(it, n_jobs=1, random_state=seed):
-        return estimator_cls(optimizer=opt, max_iter=it, n_jobs=n_jobs,
-                             random_state=random_state)
+    make, makes = fit_makers(estimator_cls, opt, seed)
 
     def test_loss(est):
         return float(log_loss(y_test, est.predict_proba(X_test), labels=est.classes_))
 
     n_cores = usable_cores()
-    makes = {1: make, -1: lambda it: make(it, -1)}
     if n_cores > 1:
         makes["at once"] = lambda it: [make(it) for _ in range(n_cores)]
     paired = {name: [] for name in floors}
@@ -802,14 +810,16 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
     def make_sgd(it):
         return SGDClassifier(loss="log_loss", max_iter=it, tol=None, random_state=seed)
 
-    sgd_sec, sgd_all, _ = per_epoch(make_sgd, X, y, 3 * repeats if quick else repeats)
+    pairs_per_round = 3 if quick else 1
+    sgd_sec, sgd_all, _ = per_epoch(make_sgd, X, y, pairs_per_round * repeats)
+    first_pairs = len(sgd_all)
     log(f"SGDClassifier: {sgd_sec:.4f} s/epoch")
     lap("matvec_and_sgdclassifier")
 
     # The yardsticks are timed again in every round of each optimizer's fits: its ratios
     # are to them, measured under the same load (a shared host's load moves within
     # seconds: one optimizer's one-thread epochs by up to 1.7x within a run).
-    floors = {"sgdclassifier": lambda: per_epoch(make_sgd, X, y, 3 if quick else 1)[1],
+    floors = {"sgdclassifier": lambda: per_epoch(make_sgd, X, y, pairs_per_round)[1],
               "matvec": lambda: matvec_seconds(X, MATVEC_EXTRA, seed)[1]}
     result["optimizers"] = {}
     for opt in OPTIMIZERS:
@@ -838,7 +848,8 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
         sgd_sec = float("nan")
     result["matvec"] = {"seconds": matvec, "all": matvec_all}
     result["sgdclassifier"] = {"seconds_per_epoch": sgd_sec, "all": sgd_all,
-                               "pairs": len(sgd_all)}
+                               "pairs": len(sgd_all), "first_pairs": first_pairs,
+                               "pairs_per_round": pairs_per_round}
     log(f"over the whole timing section: mat-vec {matvec * 1e3:.2f} ms, SGDClassifier "
         f"{sgd_sec:.4f} s/epoch")
     for entry in result["optimizers"].values():
@@ -922,11 +933,7 @@ def sharing(estimator_cls, X, y, repeats, seed, optimizers=("sgd", "adagrad")):
     out = {"top": SHARED_TOP, "nnz": int(X.nnz), "nnz_without": int(Xc.nnz),
            "optimizers": {}}
     for opt in optimizers:
-        def make(it, n_jobs=1, opt=opt):
-            return estimator_cls(optimizer=opt, max_iter=it, n_jobs=n_jobs,
-                                 random_state=seed)
-
-        makes = {1: make, -1: lambda it, make=make: make(it, -1)}
+        makes = fit_makers(estimator_cls, opt, seed)[1]
         times = {(name, n_jobs): [] for name in ("all", "without") for n_jobs in makes}
         for _ in range(repeats):
             for name, Xv in (("all", X), ("without", Xc)):
@@ -1052,9 +1059,9 @@ def report(r):
         f"the same load. Kernel: the `LazyModel.run_epoch` calls of the same epochs. "
         f"SGDClassifier: median over {r['sgdclassifier']['pairs']} pairs of "
         f"(fit(max_iter=3) - fit(max_iter=1)) / 2 (the first "
-        f"{(3 if r['config']['quick'] else 1) * r['config']['repeats']} "
-        f"before the optimizers, then {3 if r['config']['quick'] else 1} in each round of "
-        f"every optimizer's fits). "
+        f"{r['sgdclassifier']['first_pairs']} before the optimizers, then "
+        f"{r['sgdclassifier']['pairs_per_round']} in each round of every optimizer's "
+        f"fits). "
         f"x SGDClassifier and x mat-vec: against the SGDClassifier pairs and "
         f"{MATVEC_EXTRA} mat-vecs of each round of the optimizer's own fits (medians, "
         f"column 'alongside'), so that both sides of a ratio meet the same load; the two "

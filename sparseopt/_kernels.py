@@ -77,13 +77,22 @@ def _prefetch_ahead(indptr, indices, data, order, x_at, records_at, flat_P, reco
 
 
 @njit(cache=True, error_model="numpy")
-def _undo_step_decay(P, j, inv_rho):
-    """Multiply feature j's running averages (RMSProp's ``v``; Adadelta's ``v`` and
-    ``delta``: every slot between the weight and the timestamp) by ``1/rho``. Compiled
-    on its own: a rare branch, kept out of the inlined loop's IR (compile time)."""
+def _undo_step_decay(P, j, inv_decay):
+    """Multiply feature j's running averages by ``inv_decay``: for the rules whose
+    ``feature_decay`` is not 1 (RMSProp's ``v``; Adadelta's ``v`` and ``delta``), every
+    slot between the weight and the timestamp. Compiled on its own: a rare branch, kept
+    out of the inlined loop's IR (compile time)."""
     for k in range(P.shape[1]):
         for e in range(1, P.shape[2] - 1):
-            P[j, k, e] *= inv_rho
+            P[j, k, e] *= inv_decay
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _weight_decay(RULE, hp):
+    """The rule's decoupled weight decay ``lam`` and ``c = 1 - eta0*lam``, the constant
+    per-step factor of the timestamped rules' catch-up (their step size is constant)."""
+    lam = rules.decay_strength(RULE, hp[_spec.LAM])
+    return lam, 1.0 - hp[_spec.ETA0] * lam
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -102,13 +111,17 @@ def _catch_up_feature(RULE, P, j, T, inv_scale, c, hp, l1_total, table):
                     l1_total, table,
                 )
             P[j, 0, stamp] = T
-        elif missed < 0 and (RULE == RMSPROP or RULE == ADADELTA) and hp[_spec.RHO] > 0.0:
+        elif missed < 0:
             # Hogwild only: a thread further on has brought the feature past this step,
             # so this step's decay of the averages is already applied, and the step is
             # about to apply it again. Undone once here: each step decays a feature's
             # averages once, as in dense Hogwild (twice, the averages of hot features
-            # forgot faster; see commit 60fad71 for what it moved).
-            _undo_step_decay(P, j, 1.0 / hp[_spec.RHO])
+            # forgot faster; see commit 60fad71 for what it moved). One step's decay is
+            # the rule's own ``feature_decay``: rho for RMSProp and Adadelta, 1 for Adam
+            # (its moments decay inside its catch-up, with the weight's moves: not undone).
+            decay = rules.feature_decay(RULE, 1, hp, table)
+            if 0.0 < decay < 1.0:
+                _undo_step_decay(P, j, 1.0 / decay)
     elif hp[_spec.LAM1] > 0.0:
         for k in range(n_out):
             rules.catch_up(RULE, P, j, k, 0, 0, 1.0, 0.0, inv_scale, c, hp, l1_total, table)
@@ -176,7 +189,7 @@ def _checked_sums(B, sum_sq, sum_abs, bad):
 def _settle_features(RULE, P, lo, hi, T, scale, l1_total, hp, table):
     """Bring features ``lo:hi`` up to date through step ``T``, at which the global scale
     and L1 total are ``scale`` and ``l1_total``."""
-    c = 1.0 - hp[_spec.ETA0] * rules.decay_strength(RULE, hp[_spec.LAM])
+    _, c = _weight_decay(RULE, hp)
     inv_scale = 1.0 / scale
     for j in range(lo, hi):
         _catch_up_feature(RULE, P, j, T, inv_scale, c, hp, l1_total, table)
@@ -361,8 +374,7 @@ def _epoch(RULE, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sche
     z_owner = np.empty(n_out)
     dl_owner = np.empty(n_out)
     pending_owner = np.empty((1, n_out + 3))  # not used: the intercept steps at once
-    lam = rules.decay_strength(RULE, hp[_spec.LAM])
-    c_const = 1.0 - hp[_spec.ETA0] * lam
+    lam, c_const = _weight_decay(RULE, hp)
     table_owner = rules.catch_up_table(RULE, hp, c_const)
     average_start = hp[_spec.AVERAGE_START]
     averaging = RULE == SGD and average_start > 0.0
@@ -496,8 +508,7 @@ def _lane_rows(RULE, args):
                              table_owner)
     n_blocks = (seg_end + HOGWILD_BLOCK - 1) // HOGWILD_BLOCK
     n_out = P.shape[1]
-    lam = rules.decay_strength(RULE, hp[_spec.LAM])
-    c_const = 1.0 - hp[_spec.ETA0] * lam
+    lam, c_const = _weight_decay(RULE, hp)
     z_owner = np.empty(n_out)
     dl_owner = np.empty(n_out)
     pending_owner = np.empty((INTERCEPT_SYNC, n_out + 3))
@@ -630,8 +641,7 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, B, G, hp, loss_
     Threads race on weights and optimizer state (by design), never on a global scalar.
     """
     n = order.shape[0]
-    lam = rules.decay_strength(RULE, hp[_spec.LAM])
-    c_const = 1.0 - hp[_spec.ETA0] * lam
+    lam, c_const = _weight_decay(RULE, hp)
     table_owner = rules.catch_up_table(RULE, hp, c_const)
     total_loss = 0.0
     # Every row writes the intercept: threads stepping it at once would pass its cache line

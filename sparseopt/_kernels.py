@@ -1,9 +1,9 @@
 """The epoch loops over CSR rows: the only code that walks X.
 
-One generic loop, ``_epoch``, is written once and inlined into one compiled function per
-optimizer rule (``epoch_sgd``, ``epoch_adagrad``, ...). Inside each, the rule code is a
-constant, so the rule dispatch in ``rules.step``/``rules.catch_up`` folds away at
-compile time and no nonzero pays a branch on the rule. Losses and schedules are small
+One generic loop, ``_epoch``, is written once and compiled as one function per optimizer
+rule (``EPOCH["sgd"]``, ``EPOCH["adagrad"]``, ...; see ``_for_rule``). Inside each, the
+rule code is a constant, so the rule dispatch in ``rules.step``/``rules.catch_up`` folds
+away at compile time and no nonzero pays a branch on the rule. Losses and schedules are small
 run-time switches taken once per row.
 
 Model state (see ``_engine.LazyModel``):
@@ -24,6 +24,7 @@ weights between calls are always the true weights.
 """
 
 import math
+import types
 
 import numpy as np
 from numba import njit, prange
@@ -31,6 +32,11 @@ from numba import njit, prange
 from . import _spec, losses, rules
 from ._llvm import borrowed, fetch_add, keep_alive, prefetch
 from .rules import ADADELTA, ADAGRAD, ADAM, FTRL, RMSPROP, SGD
+
+# The rule code that the templates of the compiled loops read (``_epoch``): each
+# compiled copy has its own value (see ``_for_rule``).
+RULE = None
+LANE = None  # and the Hogwild loops, their rule's thread loop (``_lane_rows``)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -366,8 +372,7 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id
     return loss
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def _epoch(RULE, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, t):
+def _epoch(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, t):
     """One pass over the rows ``order``; returns (steps done, sum of weighted losses,
     sum w**2, sum |w|) (the penalty sums after the pass, see ``_flush``)."""
     n_out = P.shape[1]
@@ -493,8 +498,7 @@ def _settle_share(RULE, P, hp, T, scale, l1_total, next_block, table_owner):
     return 0.0
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def _lane_rows(RULE, args):
+def _lane_rows(args):
     """One Hogwild thread's share of a segment: in the first phase its rows, blocks from
     the work counter until none are left (returns the sum of their weighted losses); in
     the second (``settle``), its share of the catch-up of every feature to the segment's
@@ -571,64 +575,7 @@ def _lane_rows(RULE, args):
     return lane_total
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _lane_sgd(args):
-    return _lane_rows(SGD, args)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _lane_adagrad(args):
-    return _lane_rows(ADAGRAD, args)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _lane_rmsprop(args):
-    return _lane_rows(RMSPROP, args)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _lane_adadelta(args):
-    return _lane_rows(ADADELTA, args)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _lane_adam(args):
-    return _lane_rows(ADAM, args)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _lane_ftrl(args):
-    return _lane_rows(FTRL, args)
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _lane(RULE, args):
-    """``_lane_rows`` of the rule, compiled on its own (``_lane_sgd``, ...).
-
-    Numba's parallel passes over a Hogwild loop then see a loop of one call, not the
-    inlined row step: the Hogwild loops compiled in 13-17 s instead of 18-30 s
-    (process CPU of a first call, fresh caches: sgd 20.8 -> 16.5 s, adam 29.9 -> 14.9 s,
-    rmsprop 18.4 -> 13.0 s), the epochs as fast (interleaved A/B, 2 threads, median
-    ratios 1.008-1.011). One wrapper per rule, each with its rule code as a constant:
-    ``RULE`` is a constant here too, and the branches not taken are pruned before typing
-    (a literal argument would not be: Numba types the dead branches of the rule code
-    inlined under one, and fails on them).
-    """
-    if RULE == SGD:
-        return _lane_sgd(args)
-    if RULE == ADAGRAD:
-        return _lane_adagrad(args)
-    if RULE == RMSPROP:
-        return _lane_rmsprop(args)
-    if RULE == ADADELTA:
-        return _lane_adadelta(args)
-    if RULE == ADAM:
-        return _lane_adam(args)
-    return _lane_ftrl(args)
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
+def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
                    sched_id, t, n_threads):
     """One pass with lock-free threads (Hogwild, Niu et al. 2011); no averaging.
 
@@ -692,7 +639,7 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, B, G, hp, loss_
         # feature to the segment's end (see _lane_rows).
         for settle in (False, True):
             for lane in prange(n_threads):
-                lane_loss[lane] += _lane(RULE, (
+                lane_loss[lane] += LANE((
                     indptr, indices, data, y, sw, segment, P, B, hp, loss_id, sched_id,
                     t + seg_start, next_block, block_scale, block_l1, scale, l1_total,
                     table_owner, hold_intercept, settle))
@@ -714,106 +661,41 @@ def _epoch_hogwild(RULE, indptr, indices, data, y, sw, order, P, B, G, hp, loss_
     return t + n, total_loss, sum_sq, sum_abs
 
 
-# One compiled loop per rule: the rule code is a literal, so everything rule-specific is
-# resolved at compile time. They release the GIL: fits in several Python threads (joblib's
-# threading backend, a grid search) run their epochs at once.
-@njit(cache=True, nogil=True, error_model="numpy")
-def epoch_sgd(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, t):
-    return _epoch(SGD, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
-                  sched_id, t)
+def _for_rule(template, name, rule, parallel=False, nogil=False, **names):
+    """``template``, a Python function that reads the rule code from the global ``RULE``,
+    compiled as ``name`` with ``RULE = rule`` (and the other globals ``names``).
+
+    Numba folds a global into a constant, so the rule-specific branches of everything
+    inlined into the copy are pruned before typing, as they would be for a literal in a
+    wrapper ``epoch_sgd(...) = _epoch(SGD, ...)``. A wrapper, though, has Numba copy the
+    fully inlined loop into it, and Numba's copy of inlined code takes time that grows with
+    blocks x variables: for the epoch loop about half the compile time of each rule.
+    Each copy has its own name, so Numba caches it in its own files.
+    """
+    scope = dict(template.__globals__, RULE=rule, **names)
+    fn = types.FunctionType(template.__code__, scope, name, template.__defaults__)
+    fn.__qualname__ = name
+    fn.__doc__ = template.__doc__
+    return njit(cache=True, error_model="numpy", parallel=parallel, nogil=nogil)(fn)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def epoch_adagrad(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
-                  t):
-    return _epoch(ADAGRAD, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
-                  sched_id, t)
+# One compiled loop per rule. They release the GIL: fits in several Python threads
+# (joblib's threading backend, a grid search) run their epochs at once.
+_RULE_CODES = (("sgd", SGD), ("adagrad", ADAGRAD), ("rmsprop", RMSPROP),
+               ("adadelta", ADADELTA), ("adam", ADAM), ("ftrl", FTRL))
+EPOCH = {name: _for_rule(_epoch, "epoch_" + name, rule, nogil=True)
+         for name, rule in _RULE_CODES}
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def epoch_rmsprop(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
-                  t):
-    return _epoch(RMSPROP, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
-                  sched_id, t)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def epoch_adadelta(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
-                   t):
-    return _epoch(ADADELTA, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
-                  sched_id, t)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def epoch_adam(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, t):
-    return _epoch(ADAM, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
-                  sched_id, t)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def epoch_ftrl(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, t):
-    return _epoch(FTRL, indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
-                  sched_id, t)
-
-
-EPOCH = {
-    "sgd": epoch_sgd,
-    "adagrad": epoch_adagrad,
-    "rmsprop": epoch_rmsprop,
-    "adadelta": epoch_adadelta,
-    "adam": epoch_adam,
-    "ftrl": epoch_ftrl,
-}
-
-
-# The Hogwild loops: one per rule as well, compiled only when n_jobs != 1 is first used.
-@njit(cache=True, parallel=True, error_model="numpy")
-def hogwild_sgd(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
-               t, n_threads):
-    return _epoch_hogwild(SGD, indptr, indices, data, y, sw, order, P, B, G, hp,
-                          loss_id, sched_id, t, n_threads)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def hogwild_adagrad(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
-                   t, n_threads):
-    return _epoch_hogwild(ADAGRAD, indptr, indices, data, y, sw, order, P, B, G, hp,
-                          loss_id, sched_id, t, n_threads)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def hogwild_rmsprop(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
-                   t, n_threads):
-    return _epoch_hogwild(RMSPROP, indptr, indices, data, y, sw, order, P, B, G, hp,
-                          loss_id, sched_id, t, n_threads)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def hogwild_adadelta(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
-                    t, n_threads):
-    return _epoch_hogwild(ADADELTA, indptr, indices, data, y, sw, order, P, B, G, hp,
-                          loss_id, sched_id, t, n_threads)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def hogwild_adam(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
-                t, n_threads):
-    return _epoch_hogwild(ADAM, indptr, indices, data, y, sw, order, P, B, G, hp,
-                          loss_id, sched_id, t, n_threads)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def hogwild_ftrl(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id,
-                t, n_threads):
-    return _epoch_hogwild(FTRL, indptr, indices, data, y, sw, order, P, B, G, hp,
-                          loss_id, sched_id, t, n_threads)
-
-
-HOGWILD = {
-    "sgd": hogwild_sgd,
-    "adagrad": hogwild_adagrad,
-    "rmsprop": hogwild_rmsprop,
-    "adadelta": hogwild_adadelta,
-    "adam": hogwild_adam,
-    "ftrl": hogwild_ftrl,
-}
+# A Hogwild thread's loop over its rows, and the Hogwild loops: one per rule as well,
+# compiled only when n_jobs != 1 is first used. A Hogwild loop calls its rule's thread loop,
+# compiled on its own (``LANE``): Numba's parallel passes then see a loop of one call, not
+# the inlined row step, and the Hogwild loops compiled in 13-17 s instead of 18-30 s
+# (process CPU of a first call, fresh caches: sgd 20.8 -> 16.5 s, adam 29.9 -> 14.9 s,
+# rmsprop 18.4 -> 13.0 s), the epochs as fast (interleaved A/B, 2 threads, median ratios
+# 1.008-1.011).
+_LANE = {name: _for_rule(_lane_rows, "lane_" + name, rule, nogil=True)
+         for name, rule in _RULE_CODES}
+HOGWILD = {name: _for_rule(_epoch_hogwild, "hogwild_" + name, rule, parallel=True,
+                           LANE=_LANE[name])
+           for name, rule in _RULE_CODES}

@@ -202,14 +202,6 @@ def _settle_features(RULE, P, lo, hi, T, scale, l1_total, hp, table):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _settle(RULE, P, G, hp, T, table):
-    """Bring every feature up to date through step ``T``; returns ``_to_fold``."""
-    _settle_features(RULE, P, 0, P.shape[0], T, G[_spec.G_SCALE], G[_spec.G_L1_TOTAL], hp,
-                     table)
-    return _to_fold(RULE, P, G)
-
-
-@njit(cache=True, inline="always", error_model="numpy")
 def _to_fold(RULE, P, G):
     """After every feature is up to date: how many leading slots of each record the fold
     must multiply by the scale (0 when it is 1)."""
@@ -242,7 +234,9 @@ def _fold_done(G, B, sum_sq, sum_abs, bad):
 def _flush(RULE, P, B, G, hp, T, table):
     """Bring every feature up to date through step ``T``, fold the global scale and
     return the model's penalty sums (``_fold_done``)."""
-    n_stored = _settle(RULE, P, G, hp, T, table)
+    _settle_features(RULE, P, 0, P.shape[0], T, G[_spec.G_SCALE], G[_spec.G_L1_TOTAL], hp,
+                     table)
+    n_stored = _to_fold(RULE, P, G)
     sum_sq, sum_abs, bad = _fold_and_sum(P, 0, P.shape[0], G[_spec.G_SCALE], n_stored)
     return _fold_done(G, B, sum_sq, sum_abs, bad)
 
@@ -306,11 +300,14 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id
     inv_prev = 1.0 / scale_prev
     start = indptr[i]
     end = indptr[i + 1]
+    # Features as int64, as the catch-up of every feature at a flush counts them: with int32
+    # CSR indices, each rule's catch-up and step would be compiled for both (Adam's
+    # catch-up, about 1.3 s more of compile time).
     if n_out == 1:
         # One output: accumulate in a register, not through the z array.
         margin = 0.0
         for p in range(start, end):
-            j = indices[p]
+            j = np.int64(indices[p])
             _catch_up_feature(RULE, P, j, t - 1, inv_prev, c_const, hp, l1_prev, table)
             margin += P[j, 0, 0] * data[p]
         z[0] = margin * scale_prev + B[0, 0, 0]
@@ -318,7 +315,7 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id
         for k in range(n_out):
             z[k] = 0.0
         for p in range(start, end):
-            j = indices[p]
+            j = np.int64(indices[p])
             _catch_up_feature(RULE, P, j, t - 1, inv_prev, c_const, hp, l1_prev, table)
             x = data[p]
             for k in range(n_out):
@@ -339,7 +336,7 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id
     if n_out == 1 and not averaging:
         g_row = dl[0]
         for p in range(start, end):
-            j = indices[p]
+            j = np.int64(indices[p])
             rules.step(
                 RULE, P, j, 0, g_row * data[p], eta, inv_scale, lam1, lam2, hp, bc1, bc2,
                 l1_total,
@@ -348,7 +345,7 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id
                 P[j, 0, stamp] = t
     else:
         for p in range(start, end):
-            j = indices[p]
+            j = np.int64(indices[p])
             x = data[p]
             for k in range(n_out):
                 before = P[j, k, 0]

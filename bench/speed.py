@@ -532,6 +532,9 @@ import json, sys, time
 t0 = time.perf_counter()
 import sklearn.base
 t1 = time.perf_counter()
+# scikit-learn imports pandas with its base classes when pandas is installed (the test
+# extras install it, the quick start's do not): a large part of that import when it does.
+pandas = "pandas" in sys.modules
 import numba
 t2 = time.perf_counter()
 import numpy as np
@@ -547,7 +550,7 @@ SparseClassifier(random_state=0).fit(X, y)
 t7 = time.perf_counter()
 print(json.dumps({"import_sklearn_base": t1 - t0, "import_numba": t2 - t1,
                   "first_jit_call": t4 - t3, "sparseopt_import": (t3 - t2) + (t5 - t4),
-                  "sparseopt_first_fit": t7 - t6}))
+                  "sparseopt_first_fit": t7 - t6, "pandas": pandas}))
 """
 FLOOR_REPEATS = 3
 
@@ -629,7 +632,8 @@ def startup(tmp, X, y, optimizers=OPTIMIZERS):
     cold = run_child(STARTUP_CHILD, [small, ",".join(optimizers)], env)
     warm = run_child(STARTUP_CHILD, [small, ",".join(optimizers)], env)
     floors = [run_child(FLOOR_CHILD, [small], env) for _ in range(FLOOR_REPEATS)]
-    floor = {key: _median([f[key] for f in floors]) for key in floors[0]}
+    floor = {key: _median([f[key] for f in floors]) for key in floors[0] if key != "pandas"}
+    floor["pandas"] = any(f["pandas"] for f in floors)
     return {"cold": cold, "warm": warm, "floor": floor,
             "rows": min(FIRST_FIT_ROWS, X.shape[0])}
 
@@ -1216,7 +1220,9 @@ def _startup_lines(st):
         lines += ["", f"Import plus first fit in one fresh process, in parts (warm cache, "
                   f"medians of {FLOOR_REPEATS} processes). What any Numba-compiled "
                   f"scikit-learn estimator pays first: `import sklearn.base` "
-                  f"{_s(floor['import_sklearn_base'])} s, `import numba` "
+                  f"{_s(floor['import_sklearn_base'])} s ("
+                  + ("with" if floor.get("pandas") else "without")
+                  + " pandas, which it imports when installed), `import numba` "
                   f"{_s(floor['import_numba'])} s, Numba's one-time set-up at the first call "
                   f"of a cached jitted function {_s(floor['first_jit_call'])} s: "
                   f"**{_s(base)} s**. What sparseopt adds: the rest of its import "

@@ -371,7 +371,9 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id
 
 def _epoch(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, t):
     """One pass over the rows ``order``; returns (steps done, sum of weighted losses,
-    sum w**2, sum |w|) (the penalty sums after the pass, see ``_flush``)."""
+    sum w**2, sum |w|) (the penalty sums after the pass, see ``_flush``).
+
+    A template: compiled once per rule, with its ``RULE`` (``EPOCH``, ``_for_rule``)."""
     n_out = P.shape[1]
     z_owner = np.empty(n_out)
     dl_owner = np.empty(n_out)
@@ -500,6 +502,8 @@ def _lane_rows(args):
     the work counter until none are left (returns the sum of their weighted losses); in
     the second (``settle``), its share of the catch-up of every feature to the segment's
     end (``_settle_share``, returns 0). ``args``: see ``_epoch_hogwild``.
+
+    A template: compiled once per rule, with its ``RULE`` (``_LANE``, ``_for_rule``).
     """
     (indptr, indices, data, y, sw, order, P, B, hp, loss_id, sched_id, t, next_block,
      block_scale, block_l1, end_scale, end_l1, table_owner, hold_intercept, settle) = args
@@ -583,6 +587,9 @@ def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
     step index, computed sequentially as the one-thread loop does; where the scale would
     fall below ``MIN_SCALE`` the pass is cut into segments and folded between them.
     Threads race on weights and optimizer state (by design), never on a global scalar.
+
+    A template: compiled once per rule, with its ``RULE`` and its rule's thread loop
+    ``LANE`` (``HOGWILD``, ``_for_rule``).
     """
     n = order.shape[0]
     lam, c_const = _weight_decay(RULE, hp)

@@ -128,7 +128,7 @@ def main(argv=None):
     print("# Defaults study (test log loss after 1, 2, 3 epochs; gap to the exact optimum)")
     print("current defaults: " + ", ".join(
         f"{n}: eta0={r.default_eta0:g} epsilon={r.default_epsilon:g} alpha={r.default_alpha:g}"
-        + (f" rho={r.default_rho:g}" if "rho" in GRIDS.get(n, {}) else "")
+        + (f" rho={r.default_rho:g}" if r.default_rho else "")
         for n, r in RULES.items()))
     grids = QUICK_GRIDS if args.quick else GRIDS
     if args.optimizers:

@@ -31,7 +31,7 @@ from numba import njit, prange
 
 from . import _spec, losses, rules
 from ._llvm import borrowed, fetch_add, keep_alive, prefetch
-from .rules import ADADELTA, ADAGRAD, ADAM, FTRL, RMSPROP, SGD
+from .rules import ADAM, SGD
 
 # The rule code that the templates of the compiled loops read (``_epoch``): each
 # compiled copy has its own value (see ``_for_rule``).
@@ -685,10 +685,8 @@ def _for_rule(template, name, rule, parallel=False, nogil=False, **names):
 
 # One compiled loop per rule. They release the GIL: fits in several Python threads
 # (joblib's threading backend, a grid search) run their epochs at once.
-_RULE_CODES = (("sgd", SGD), ("adagrad", ADAGRAD), ("rmsprop", RMSPROP),
-               ("adadelta", ADADELTA), ("adam", ADAM), ("ftrl", FTRL))
-EPOCH = {name: _for_rule(_epoch, "epoch_" + name, rule, nogil=True)
-         for name, rule in _RULE_CODES}
+EPOCH = {name: _for_rule(_epoch, "epoch_" + name, rule.code, nogil=True)
+         for name, rule in rules.RULES.items()}
 
 
 # A Hogwild thread's loop over its rows, and the Hogwild loops: one per rule as well,
@@ -698,8 +696,8 @@ EPOCH = {name: _for_rule(_epoch, "epoch_" + name, rule, nogil=True)
 # (process CPU of a first call, fresh caches: sgd 20.8 -> 16.5 s, adam 29.9 -> 14.9 s,
 # rmsprop 18.4 -> 13.0 s), the epochs as fast (interleaved A/B, 2 threads, median ratios
 # 1.008-1.011).
-_LANE = {name: _for_rule(_lane_rows, "lane_" + name, rule, nogil=True)
-         for name, rule in _RULE_CODES}
-HOGWILD = {name: _for_rule(_epoch_hogwild, "hogwild_" + name, rule, parallel=True,
+_LANE = {name: _for_rule(_lane_rows, "lane_" + name, rule.code, nogil=True)
+         for name, rule in rules.RULES.items()}
+HOGWILD = {name: _for_rule(_epoch_hogwild, "hogwild_" + name, rule.code, parallel=True,
                            LANE=_LANE[name])
-           for name, rule in _RULE_CODES}
+           for name, rule in rules.RULES.items()}

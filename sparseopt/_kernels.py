@@ -673,7 +673,8 @@ def _for_rule(template, name, rule, parallel=False, nogil=False, **names):
     inlined into the copy are pruned before typing, as they would be for a literal in a
     wrapper ``epoch_sgd(...) = _epoch(SGD, ...)``. A wrapper, though, has Numba copy the
     fully inlined loop into it, and Numba's copy of inlined code takes time that grows with
-    blocks x variables: for the epoch loop about half the compile time of each rule.
+    blocks x variables: for the epoch loop, 4.5 s of Adagrad's 7.9 s of inlining (commit
+    4d4cd3e).
     Each copy has its own name, so Numba caches it in its own files.
     """
     scope = dict(template.__globals__, RULE=rule, **names)

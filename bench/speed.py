@@ -658,6 +658,59 @@ def _error(exc):
     return f"{type(exc).__name__}: {exc}".strip()
 
 
+def handoff_probe(repeats=3):
+    """Median of ``repeats`` measurements of :func:`bench.host.handoff_ns`."""
+    from .host import handoff_ns  # (numba and sparseopt load with the first fit, not here)
+
+    return _median([handoff_ns() for _ in range(repeats)])
+
+
+def speedup_by_handoff(one_thread, rounds, limit):
+    """The all-cores speed-up (``one_thread`` seconds per epoch over the median of the
+    all-cores epochs) in the ``rounds`` (``(probe before, probe after, all-cores epochs)``)
+    whose two probes both moved a line in at most ``limit`` ns ("near"), and in the
+    others ("far"): ``{"near": {"rounds", "speedup"}, "far": {...}}`` (speed-up None for
+    a group of no rounds)."""
+    groups = {"near": [], "far": []}
+    for before, after, epochs in rounds:
+        groups["near" if max(before, after) <= limit else "far"].append(epochs)
+    return {name: {"rounds": len(got),
+                   "speedup": one_thread / _median([e for ep in got for e in ep])
+                   if got else None}
+            for name, got in groups.items()}
+
+
+def by_handoff(result):
+    """Hogwild's speed-ups split by the host's state when they were measured: rounds
+    whose probes moved a line between the cores in at most twice the run's fastest
+    probe, and the others (``result["handoff"]``; each optimizer's
+    ``speedup_by_handoff``; the sharing section's, per matrix)."""
+    opts = {k: e for k, e in result.get("optimizers", {}).items() if "handoff_ns" in e}
+    shared = result.get("sharing", {}).get("optimizers", {})
+    probes = [p for e in opts.values() for p in e["handoff_ns"]]
+    probes += [p for e in shared.values() for m in e.values()
+               for r in m.get("rounds", ()) for p in r["probes"]]
+    probes = [p for p in probes if math.isfinite(p)]
+    if not probes:
+        return
+    limit = 2.0 * min(probes)
+    result["handoff"] = {"limit_ns": limit, "min_ns": min(probes),
+                         "median_ns": _median(probes), "max_ns": max(probes),
+                         "probes": len(probes),
+                         "far_share": sum(p > limit for p in probes) / len(probes)}
+    for e in opts.values():
+        p, hog = e["handoff_ns"], e["n_jobs=-1"]["all"]
+        if len(hog) == 2 * (len(p) - 1):
+            e["speedup_by_handoff"] = speedup_by_handoff(
+                e["n_jobs=1"]["seconds_per_epoch"],
+                [(p[k], p[k + 1], hog[2 * k:2 * k + 2]) for k in range(len(p) - 1)], limit)
+    for e in shared.values():
+        for m in e.values():
+            m["by_handoff"] = speedup_by_handoff(
+                m["one_thread"], [(*r["probes"], r["all_cores"]) for r in m["rounds"]],
+                limit)
+
+
 def fit_makers(estimator_cls, opt, seed):
     """``make(max_iter, n_jobs=1, random_state=seed)``: a fit of ``opt`` at the
     estimator's defaults; and the makers of its one-thread and all-cores fits,
@@ -690,6 +743,12 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
     paired = {name: [] for name in floors}
     between = [lambda name=name, fn=fn: paired[name].extend(fn())
                for name, fn in floors.items()]
+    # The host's state around each round's fits: a cache line's move between the cores,
+    # before the first round and after each (so round k lies between probes k and k+1).
+    probes = []
+    if n_cores > 1:
+        probes.append(handoff_probe())
+        between.append(lambda: probes.append(handoff_probe()))
     results = estimator_epochs(makes, X, y, repeats, between=between)
     entry["floors"] = {name: {"seconds": _median(values), "all": values}
                        for name, values in paired.items()}
@@ -703,7 +762,8 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
     one, all_cores = entry["n_jobs=1"], entry["n_jobs=-1"]
     entry["speedup_all_cores"] = one["seconds_per_epoch"] / all_cores["seconds_per_epoch"]
     # Each all-cores epoch against the one-thread median: a speed-up near 1 is an epoch
-    # in which the host left this machine one core (the epochs of a fit come in pairs).
+    # in which each thread ran at half speed (the epochs of a fit come in pairs; see
+    # by_handoff for what moves them).
     per_epoch = [one["seconds_per_epoch"] / sec for sec in all_cores["all"]]
     entry["speedup_per_epoch"] = {"min": min(per_epoch), "max": max(per_epoch)}
     entry["test_loss_all_cores_vs_one"] = (all_cores["test_log_loss"]
@@ -712,6 +772,8 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
     # different shuffle) moves the test loss too.
     other = make(results[1][2].max_iter, random_state=seed + 1).fit(X, y)
     entry["test_loss_other_seed_vs_one"] = test_loss(other) / one["test_log_loss"] - 1.0
+    if probes:
+        entry["handoff_ns"] = probes
     if at_once is not None:
         timing = at_once[0]
         entry["independent_fits"] = {
@@ -873,6 +935,7 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
                 f"{opt} {e['all']['speedup']:.2f}x / {e['without']['speedup']:.2f}x"
                 for opt, e in sr["optimizers"].items()))
 
+    by_handoff(result)
     sc = section("scaling", scaling, SparseClassifier, X, y, repeats, seed)
     if "error" not in sc:
         log(f"time against size: all/(1/8) = {sc['ratio_all_to_eighth']:.2f}")
@@ -936,18 +999,26 @@ def sharing(estimator_cls, X, y, repeats, seed, optimizers=("sgd", "adagrad")):
     Xc = without_top_columns(X, SHARED_TOP)
     out = {"top": SHARED_TOP, "nnz": int(X.nnz), "nnz_without": int(Xc.nnz),
            "optimizers": {}}
+    probe = handoff_probe if usable_cores() > 1 else (lambda: math.nan)
     for opt in optimizers:
         makes = fit_makers(estimator_cls, opt, seed)[1]
         times = {(name, n_jobs): [] for name in ("all", "without") for n_jobs in makes}
+        rounds = {"all": [], "without": []}
+        before = probe()
         for _ in range(repeats):
             for name, Xv in (("all", X), ("without", Xc)):
-                for n_jobs, (timing, _, _) in estimator_epochs(makes, Xv, y, 1).items():
+                timed = estimator_epochs(makes, Xv, y, 1)
+                for n_jobs, (timing, _, _) in timed.items():
                     times[name, n_jobs] += timing["all"]
+                after = probe()  # the host's state around this round (see by_handoff)
+                rounds[name].append({"probes": [before, after],
+                                     "all_cores": timed[-1][0]["all"]})
+                before = after
         out["optimizers"][opt] = {
             name: {"one_thread": _median(times[name, 1]),
                    "all_cores": _median(times[name, -1]),
                    "speedup": _median(times[name, 1]) / _median(times[name, -1]),
-                   "epochs": len(times[name, 1])}
+                   "epochs": len(times[name, 1]), "rounds": rounds[name]}
             for name in ("all", "without")}
     return out
 
@@ -1114,19 +1185,22 @@ def report(r):
               "column: the one-thread fit with the next random_state (another shuffle), "
               "against the one-thread fit: how far the test loss moves with the order of "
               "the rows alone. Per epoch: each all-cores epoch against the one-thread "
-              "median (near 1x: an epoch in which the host left this machine one core). "
+              "median. "
               f"What Hogwild's threads share: the 100 most frequent columns hold "
               f"{d.get('top100_column_share', float('nan')):.1%} of the nonzeros, so "
-              "both threads write their records at nearly every row.", "",
-              "| optimizer | speed-up | per epoch, min-max | ceiling | test log loss n_jobs=1 "
+              "both threads write their records at nearly every row."]
+    lines += _handoff_lines(r, d)
+    lines += ["", "| optimizer | speed-up | near / far (rounds) | per epoch, min-max | "
+              "ceiling | test log loss n_jobs=1 "
               "| n_jobs=-1 | difference | n_jobs=1, random_state + 1 |",
-              "|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|"]
     for opt, e in r["optimizers"].items():
         if "error" in e:
             continue
         ceiling = e.get("independent_fits")
         spread = e["speedup_per_epoch"]
         lines.append(f"| {opt} | {_s(e['speedup_all_cores'])}x | "
+                     f"{_near_far(e.get('speedup_by_handoff'))} | "
                      f"{_s(spread['min'])}x-{_s(spread['max'])}x | "
                      f"{_s(ceiling['speedup']) + 'x' if ceiling else ''} | "
                      f"{e['n_jobs=1']['test_log_loss']:.5f} | "
@@ -1151,6 +1225,44 @@ def _failed(title, section):
     return ["", f"## {title}", "", f"**failed**: {section['error']}"]
 
 
+def _near_far(split):
+    """``1.70x (4) / 0.93x (1)``: the speed-up near and far, with their rounds."""
+    if not split:
+        return ""
+    return " / ".join(
+        f"{_s(split[k]['speedup']) + 'x' if split[k]['speedup'] else '-'} "
+        f"({split[k]['rounds']})" for k in ("near", "far"))
+
+
+def _handoff_lines(r, d):
+    """What a cache line's move between the cores cost during the run, and what that
+    means for a row whose records the other thread also writes."""
+    h = r.get("handoff")
+    if not h:
+        return []
+    lines = ["", f"Moving a cache line from one core to the other (`bench.host`, two "
+             f"threads taking turns at one counter, measured before and after every round "
+             f"of each optimizer's fits): {h['min_ns']:.0f}-{h['max_ns']:.0f} ns, median "
+             f"{h['median_ns']:.0f} ns over {h['probes']} probes, "
+             f"{h['far_share']:.0%} of them far (above {h['limit_ns']:.0f} ns, twice the "
+             "fastest). Where the host runs the two virtual CPUs decides it, and it changes "
+             "within minutes. 'Near / far': the speed-up over the rounds whose probes "
+             "before and after were both near, and over the others.", ""]
+    ada = r.get("optimizers", {}).get("adagrad", {})
+    share = d.get("top100_column_share")
+    if "n_jobs=1" in ada and share and h["max_ns"] > h["limit_ns"]:
+        per_row = share * d["nnz"] / d["shape"][0]
+        row_ns = ada["n_jobs=1"]["seconds_per_epoch"] / d["shape"][0] * 1e9
+        lines.append(
+            f"What that means per row: a row has {per_row:.1f} nonzeros in the 100 most "
+            "frequent columns, and about half of their records were last written by the "
+            f"other thread, so a thread waits for about {per_row / 2:.1f} moves per row: "
+            f"{per_row / 2 * h['min_ns']:.0f} ns at the fastest probe, "
+            f"{per_row / 2 * h['max_ns']:.0f} ns at the slowest, unless the moves overlap, "
+            f"against {row_ns:.0f} ns for a whole row of adagrad on one thread.")
+    return lines
+
+
 def _sharing_lines(sr):
     title = "What Hogwild's sharing costs"
     if "error" in sr:
@@ -1160,14 +1272,17 @@ def _sharing_lines(sr):
              f"({sr['nnz_without']:,} of {sr['nnz']:,} nonzeros left), whose records both "
              "threads write at nearly every row. The two matrices alternate round by "
              "round. A speed-up that rises without them is held back by the sharing; one "
-             "that does not, by something else (the host, memory).", "",
-             "| optimizer | speed-up, all columns | without the top columns | "
+             "that does not, by something else (memory, the host). Near / far: as in the "
+             "Hogwild table, by the probes before and after each round.", "",
+             "| optimizer | speed-up, all columns | near / far (rounds) | without the top "
+             "columns | near / far (rounds) | "
              "1 thread s/epoch, all / without | 2 threads s/epoch, all / without | "
              "timed epochs |",
-             "|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for opt, e in sr["optimizers"].items():
         a, w = e["all"], e["without"]
-        lines.append(f"| {opt} | {_s(a['speedup'])}x | {_s(w['speedup'])}x | "
+        lines.append(f"| {opt} | {_s(a['speedup'])}x | {_near_far(a.get('by_handoff'))} | "
+                     f"{_s(w['speedup'])}x | {_near_far(w.get('by_handoff'))} | "
                      f"{_s(a['one_thread'])} / {_s(w['one_thread'])} | "
                      f"{_s(a['all_cores'])} / {_s(w['all_cores'])} | {a['epochs']} |")
     return lines

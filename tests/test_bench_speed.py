@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from bench.speed import without_top_columns
+from bench.host import handoff_ns
+from bench.speed import speedup_by_handoff, without_top_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "ftrl")
@@ -78,6 +79,10 @@ def test_every_optimizer_has_finite_positive_seconds(quick_run):
             ceiling = entry["independent_fits"]
             assert ceiling["fits"] == result["machine"]["usable_cores"]
             assert _positive(ceiling["speedup"]), (opt, ceiling)
+            # one probe of the host before the first round and one after each
+            assert len(entry["handoff_ns"]) == rounds + 1, (opt, entry["handoff_ns"])
+            split = entry["speedup_by_handoff"]
+            assert split["near"]["rounds"] + split["far"]["rounds"] == rounds, split
 
 
 def test_report_has_every_part(quick_run):
@@ -107,6 +112,15 @@ def test_report_has_every_part(quick_run):
     # Whether scikit-learn's import brought pandas along: so it does, where it is installed.
     assert floor.pop("pandas") == (importlib.util.find_spec("pandas") is not None)
     assert all(_positive(v) for v in floor.values())
+    if result["machine"]["usable_cores"] > 1:
+        handoff = result["handoff"]
+        assert 0 < handoff["min_ns"] <= handoff["median_ns"] <= handoff["max_ns"]
+        assert handoff["limit_ns"] == 2 * handoff["min_ns"]
+        for opt in ("sgd", "adagrad"):
+            for name in ("all", "without"):
+                split = sharing["optimizers"][opt][name]["by_handoff"]
+                assert split["near"]["rounds"] + split["far"]["rounds"] == len(
+                    sharing["optimizers"][opt][name]["rounds"])
     markdown = (out / "speed.md").read_text()
     assert "| method | n_jobs | s/epoch |" in markdown
     assert "What any Numba-compiled scikit-learn estimator pays" in markdown
@@ -122,3 +136,27 @@ def test_without_top_columns_removes_exactly_the_most_frequent():
     assert out.shape == X.shape
     np.testing.assert_array_equal(out.toarray(), [[1, 0, 0, 0], [0, 0, 0, 0], [7, 0, 8, 0]])
     assert X.nnz == 8  # the input is left alone
+
+
+def test_speedup_by_handoff_splits_rounds_by_both_probes():
+    # one thread: 1 s per epoch; rounds (probe before, probe after, all-cores epochs)
+    rounds = [(25, 26, [0.5, 0.5]),    # near
+              (26, 170, [0.9, 1.1]),   # far after: far
+              (170, 25, [1.0, 1.0]),   # far before: far
+              (30, 24, [0.6, 0.6])]    # near
+    split = speedup_by_handoff(1.0, rounds, limit=50)
+    assert split["near"] == {"rounds": 2, "speedup": pytest.approx(1 / 0.55)}
+    assert split["far"] == {"rounds": 2, "speedup": pytest.approx(1.0)}
+    none_far = speedup_by_handoff(1.0, rounds[:1], limit=50)
+    assert none_far["far"] == {"rounds": 0, "speedup": None}
+
+
+def test_handoff_probe_measures_a_time():
+    import numba
+
+    ns = handoff_ns(turns=2000)
+    if numba.get_num_threads() < 2:
+        assert math.isnan(ns)
+    else:
+        # a move takes more than nothing and less than a millisecond on any machine
+        assert 0 < ns < 1e6, ns

@@ -292,11 +292,17 @@ def test_step_behind_the_timestamp_decays_the_averages_once(optimizer):
     """A Hogwild thread can step a feature that a thread further on has already brought
     past this step: the step's own decay of the averages is then already applied. The
     step undoes it once (divides by rho) before taking it, so each step decays a feature's
-    averages once, as in dense Hogwild; the timestamp is not rewound. Checked on one
-    thread, with the timestamp set ahead by hand (to step 5 of a 6-step epoch whose
-    first row has the features): against the same step from a feature up to date, the
-    averages keep the ``(1 - rho)`` share that a second decay would take."""
+    averages once, as in dense Hogwild; the timestamp is not rewound. Checked in the
+    Hogwild loop (only its threads' loop has the undo; the 6 rows are one block, so one
+    thread takes them all), with the timestamp set ahead by hand (to step 5 of a 6-step
+    epoch whose first row has the features): against the same step from a feature up to
+    date, the averages keep the ``(1 - rho)`` share that a second decay would take."""
+    import numba
+
     from sparseopt.rules import RULES
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("the Hogwild loop needs two threads")
 
     rho, eta0, eps = 0.6, 0.5, 1e-3
     slots = RULES[optimizer].slots
@@ -314,7 +320,7 @@ def test_step_behind_the_timestamp_decays_the_averages_once(optimizer):
         if optimizer == "adadelta":
             model.P[:, 0, slots.index("delta")] = delta0
         model.P[:, 0, LAST] = stamp
-        model.run_epoch(X, y, sw, np.arange(6), settings, 1)
+        model.run_epoch(X, y, sw, np.arange(6), settings, 2)
         models[stamp] = model
     on_time, late = models[0].P[:, 0], models[5].P[:, 0]
     np.testing.assert_array_equal(late[:, LAST], [6, 6])

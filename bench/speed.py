@@ -415,7 +415,7 @@ BUDGET = 60.0
 MIN_FITS = 2
 
 
-def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=()):
+def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=(), probe=None):
     """Per-epoch seconds of ``make(max_iter)`` through its ``fit``, and of its kernel.
 
     ``make`` may also be a dict of such callables: their fits then alternate (one fit of
@@ -425,7 +425,9 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=()):
     (:func:`fit_at_once`) and the epochs of each count.
 
     ``between``: callables run once per round, after its fits (timings of other things,
-    such as the floors, that are to meet the same load).
+    such as the floors, that are to meet the same load). ``probe``: a callable run just
+    before and just after each fit (the host's state around it, see :func:`by_handoff`);
+    its values are kept per fit, in order, as ``"probes"`` of each timing.
 
     Up to ``repeats`` fits of ``FIT_EPOCHS`` epochs (no more once ``budget`` seconds are
     spent and ``MIN_FITS`` are done); epochs 2 and 3 of each are timed from start to next
@@ -438,6 +440,7 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=()):
     makes = make if isinstance(make, dict) else {None: make}
     epochs = {key: [] for key in makes}
     kernel = {key: [] for key in makes}
+    probes = {key: [] for key in makes}
     last = dict.fromkeys(makes)
     fallback = {}
     start = _now()
@@ -450,8 +453,11 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=()):
             made = one(FIT_EPOCHS)
             ests = made if isinstance(made, list) else [made]
             gc.collect()
+            before = probe() if probe else None
             with EpochClock() as clock:
                 fit_at_once(ests, X, y)
+            if probe:
+                probes[key].append([before, probe()])
             last[key] = ests[0]
             by_thread = {}
             for start, end, thread in sorted(clock.calls):
@@ -473,7 +479,8 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=()):
     out = {
         key: fallback.get(key) or (
             {"seconds_per_epoch": _median(epochs[key]), "all": epochs[key],
-             "method": "start to next start of epochs 2 and 3 of 4-epoch fits"},
+             "method": "start to next start of epochs 2 and 3 of 4-epoch fits",
+             **({"probes": probes[key]} if probe else {})},
             {"seconds_per_epoch": _median(kernel[key]), "all": kernel[key]}, last[key])
         for key in makes
     }
@@ -658,39 +665,59 @@ def _error(exc):
     return f"{type(exc).__name__}: {exc}".strip()
 
 
-def handoff_probe(repeats=3):
-    """Median of ``repeats`` measurements of :func:`bench.host.handoff_ns`."""
+def handoff_probe(repeats=1):
+    """Median of ``repeats`` measurements of :func:`bench.host.handoff_ns` (one is
+    enough to tell the host's states apart: they differ about 7-fold here)."""
     from .host import handoff_ns  # (numba and sparseopt load with the first fit, not here)
 
     return _median([handoff_ns() for _ in range(repeats)])
 
 
-def speedup_by_handoff(one_thread, rounds, limit):
-    """The all-cores speed-up (``one_thread`` seconds per epoch over the median of the
-    all-cores epochs) in the ``rounds`` (``(probe before, probe after, all-cores epochs)``)
-    whose two probes both moved a line in at most ``limit`` ns ("near"), and in the
-    others ("far"): ``{"near": {"rounds", "speedup"}, "far": {...}}`` (speed-up None for
-    a group of no rounds)."""
+def speedup_by_handoff(one_thread, fits, limit, fits_at_once=1):
+    """The speed-up (``fits_at_once * one_thread`` seconds per epoch over the median of
+    the epochs) of the ``fits`` (``(probe before, probe after, epochs)``) whose two
+    probes both moved a line in at most ``limit`` ns ("near"), and of the others
+    ("far"): ``{"near": {"fits", "speedup"}, "far": {...}}`` (speed-up None for a group
+    of no fits)."""
     groups = {"near": [], "far": []}
-    for before, after, epochs in rounds:
+    for before, after, epochs in fits:
         groups["near" if max(before, after) <= limit else "far"].append(epochs)
-    return {name: {"rounds": len(got),
-                   "speedup": one_thread / _median([e for ep in got for e in ep])
-                   if got else None}
+    return {name: {"fits": len(got),
+                   "speedup": fits_at_once * one_thread
+                   / _median([e for ep in got for e in ep]) if got else None}
             for name, got in groups.items()}
 
 
+def _fits(timing, per_fit):
+    """``(probe before, probe after, epochs)`` of each fit of ``timing`` (``per_fit``
+    timed epochs each), or None without probes."""
+    probes, epochs = timing.get("probes"), timing["all"]
+    if not probes or len(epochs) != per_fit * len(probes):
+        return None
+    return [(*p, epochs[per_fit * k:per_fit * (k + 1)]) for k, p in enumerate(probes)]
+
+
 def by_handoff(result):
-    """Hogwild's speed-ups split by the host's state when they were measured: rounds
-    whose probes moved a line between the cores in at most twice the run's fastest
-    probe, and the others (``result["handoff"]``; each optimizer's
-    ``speedup_by_handoff``; the sharing section's, per matrix)."""
-    opts = {k: e for k, e in result.get("optimizers", {}).items() if "handoff_ns" in e}
-    shared = result.get("sharing", {}).get("optimizers", {})
-    probes = [p for e in opts.values() for p in e["handoff_ns"]]
-    probes += [p for e in shared.values() for m in e.values()
-               for r in m.get("rounds", ()) for p in r["probes"]]
-    probes = [p for p in probes if math.isfinite(p)]
+    """Hogwild's speed-ups, and the ceiling's, split by the host's state during each fit:
+    fits whose probes just before and just after moved a line between the cores in at
+    most twice the run's fastest probe ("near"), and the others ("far")
+    (``result["handoff"]``; ``speedup_by_handoff`` of each optimizer and of its
+    ``independent_fits``; ``by_handoff`` of each matrix of the sharing section)."""
+    groups = []  # (where to write, one-thread seconds, fits, fits at once)
+    for e in result.get("optimizers", {}).values():
+        if "error" in e:
+            continue
+        one = e["n_jobs=1"]["seconds_per_epoch"]
+        groups.append((e, "speedup_by_handoff", one, _fits(e["n_jobs=-1"], 2), 1))
+        at_once = e.get("independent_fits")
+        if at_once:
+            n = at_once["fits"]
+            groups.append((at_once, "speedup_by_handoff", one, _fits(at_once, 2 * n), n))
+    for e in result.get("sharing", {}).get("optimizers", {}).values():
+        for m in e.values():
+            groups.append((m, "by_handoff", m["one_thread"], _fits(m, 2), 1))
+    groups = [g for g in groups if g[3]]
+    probes = [p for g in groups for fit in g[3] for p in fit[:2] if math.isfinite(p)]
     if not probes:
         return
     limit = 2.0 * min(probes)
@@ -698,17 +725,8 @@ def by_handoff(result):
                          "median_ns": _median(probes), "max_ns": max(probes),
                          "probes": len(probes),
                          "far_share": sum(p > limit for p in probes) / len(probes)}
-    for e in opts.values():
-        p, hog = e["handoff_ns"], e["n_jobs=-1"]["all"]
-        if len(hog) == 2 * (len(p) - 1):
-            e["speedup_by_handoff"] = speedup_by_handoff(
-                e["n_jobs=1"]["seconds_per_epoch"],
-                [(p[k], p[k + 1], hog[2 * k:2 * k + 2]) for k in range(len(p) - 1)], limit)
-    for e in shared.values():
-        for m in e.values():
-            m["by_handoff"] = speedup_by_handoff(
-                m["one_thread"], [(*r["probes"], r["all_cores"]) for r in m["rounds"]],
-                limit)
+    for where, key, one, fits, n in groups:
+        where[key] = speedup_by_handoff(one, fits, limit, n)
 
 
 def fit_makers(estimator_cls, opt, seed):
@@ -743,13 +761,9 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
     paired = {name: [] for name in floors}
     between = [lambda name=name, fn=fn: paired[name].extend(fn())
                for name, fn in floors.items()]
-    # The host's state around each round's fits: a cache line's move between the cores,
-    # before the first round and after each (so round k lies between probes k and k+1).
-    probes = []
-    if n_cores > 1:
-        probes.append(handoff_probe())
-        between.append(lambda: probes.append(handoff_probe()))
-    results = estimator_epochs(makes, X, y, repeats, between=between)
+    # The host's state around each fit: a cache line's move between the cores.
+    results = estimator_epochs(makes, X, y, repeats, between=between,
+                               probe=handoff_probe if n_cores > 1 else None)
     entry["floors"] = {name: {"seconds": _median(values), "all": values}
                        for name, values in paired.items()}
     at_once = results.pop("at once", None)
@@ -772,13 +786,11 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
     # different shuffle) moves the test loss too.
     other = make(results[1][2].max_iter, random_state=seed + 1).fit(X, y)
     entry["test_loss_other_seed_vs_one"] = test_loss(other) / one["test_log_loss"] - 1.0
-    if probes:
-        entry["handoff_ns"] = probes
     if at_once is not None:
         timing = at_once[0]
         entry["independent_fits"] = {
             "fits": n_cores, "seconds_per_epoch": timing["seconds_per_epoch"],
-            "all": timing["all"],
+            "all": timing["all"], "probes": timing.get("probes"),
             "speedup": n_cores * one["seconds_per_epoch"] / timing["seconds_per_epoch"]}
 
 
@@ -999,26 +1011,23 @@ def sharing(estimator_cls, X, y, repeats, seed, optimizers=("sgd", "adagrad")):
     Xc = without_top_columns(X, SHARED_TOP)
     out = {"top": SHARED_TOP, "nnz": int(X.nnz), "nnz_without": int(Xc.nnz),
            "optimizers": {}}
-    probe = handoff_probe if usable_cores() > 1 else (lambda: math.nan)
+    probe = handoff_probe if usable_cores() > 1 else None
     for opt in optimizers:
         makes = fit_makers(estimator_cls, opt, seed)[1]
         times = {(name, n_jobs): [] for name in ("all", "without") for n_jobs in makes}
-        rounds = {"all": [], "without": []}
-        before = probe()
+        probes = {"all": [], "without": []}  # around each all-cores fit
         for _ in range(repeats):
             for name, Xv in (("all", X), ("without", Xc)):
-                timed = estimator_epochs(makes, Xv, y, 1)
+                timed = estimator_epochs(makes, Xv, y, 1, probe=probe)
                 for n_jobs, (timing, _, _) in timed.items():
                     times[name, n_jobs] += timing["all"]
-                after = probe()  # the host's state around this round (see by_handoff)
-                rounds[name].append({"probes": [before, after],
-                                     "all_cores": timed[-1][0]["all"]})
-                before = after
+                probes[name] += timed[-1][0].get("probes", [])
         out["optimizers"][opt] = {
             name: {"one_thread": _median(times[name, 1]),
                    "all_cores": _median(times[name, -1]),
                    "speedup": _median(times[name, 1]) / _median(times[name, -1]),
-                   "epochs": len(times[name, 1]), "rounds": rounds[name]}
+                   "epochs": len(times[name, 1]), "all": times[name, -1],
+                   **({"probes": probes[name]} if probe else {})}
             for name in ("all", "without")}
     return out
 
@@ -1190,10 +1199,10 @@ def report(r):
               f"{d.get('top100_column_share', float('nan')):.1%} of the nonzeros, so "
               "both threads write their records at nearly every row."]
     lines += _handoff_lines(r, d)
-    lines += ["", "| optimizer | speed-up | near / far (rounds) | per epoch, min-max | "
-              "ceiling | test log loss n_jobs=1 "
+    lines += ["", "| optimizer | speed-up | near / far (fits) | per epoch, min-max | "
+              "ceiling | near / far (fits) | test log loss n_jobs=1 "
               "| n_jobs=-1 | difference | n_jobs=1, random_state + 1 |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for opt, e in r["optimizers"].items():
         if "error" in e:
             continue
@@ -1203,6 +1212,7 @@ def report(r):
                      f"{_near_far(e.get('speedup_by_handoff'))} | "
                      f"{_s(spread['min'])}x-{_s(spread['max'])}x | "
                      f"{_s(ceiling['speedup']) + 'x' if ceiling else ''} | "
+                     f"{_near_far((ceiling or {}).get('speedup_by_handoff'))} | "
                      f"{e['n_jobs=1']['test_log_loss']:.5f} | "
                      f"{e['n_jobs=-1']['test_log_loss']:.5f} | "
                      f"{100 * e['test_loss_all_cores_vs_one']:+.2f}% | "
@@ -1226,12 +1236,12 @@ def _failed(title, section):
 
 
 def _near_far(split):
-    """``1.70x (4) / 0.93x (1)``: the speed-up near and far, with their rounds."""
+    """``1.70x (4) / 0.93x (1)``: the speed-up near and far, with their fits."""
     if not split:
         return ""
     return " / ".join(
         f"{_s(split[k]['speedup']) + 'x' if split[k]['speedup'] else '-'} "
-        f"({split[k]['rounds']})" for k in ("near", "far"))
+        f"({split[k]['fits']})" for k in ("near", "far"))
 
 
 def _handoff_lines(r, d):
@@ -1241,13 +1251,15 @@ def _handoff_lines(r, d):
     if not h:
         return []
     lines = ["", f"Moving a cache line from one core to the other (`bench.host`, two "
-             f"threads taking turns at one counter, measured before and after every round "
-             f"of each optimizer's fits): {h['min_ns']:.0f}-{h['max_ns']:.0f} ns, median "
+             f"threads taking turns at one counter, just before and just after every "
+             f"two-thread fit): {h['min_ns']:.0f}-{h['max_ns']:.0f} ns, median "
              f"{h['median_ns']:.0f} ns over {h['probes']} probes, "
              f"{h['far_share']:.0%} of them far (above {h['limit_ns']:.0f} ns, twice the "
              "fastest). Where the host runs the two virtual CPUs decides it, and it changes "
-             "within minutes. 'Near / far': the speed-up over the rounds whose probes "
-             "before and after were both near, and over the others.", ""]
+             "within minutes. 'Near / far': the speed-up over the fits whose probes "
+             "before and after were both near, and over the others (a state can also "
+             "change during a fit). Two threads that write the same records pay for every "
+             "move; independent fits (the ceiling) write none.", ""]
     ada = r.get("optimizers", {}).get("adagrad", {})
     share = d.get("top100_column_share")
     if "n_jobs=1" in ada and share and h["max_ns"] > h["limit_ns"]:
@@ -1273,9 +1285,9 @@ def _sharing_lines(sr):
              "threads write at nearly every row. The two matrices alternate round by "
              "round. A speed-up that rises without them is held back by the sharing; one "
              "that does not, by something else (memory, the host). Near / far: as in the "
-             "Hogwild table, by the probes before and after each round.", "",
-             "| optimizer | speed-up, all columns | near / far (rounds) | without the top "
-             "columns | near / far (rounds) | "
+             "Hogwild table, by the probes just before and after each two-thread fit.", "",
+             "| optimizer | speed-up, all columns | near / far (fits) | without the top "
+             "columns | near / far (fits) | "
              "1 thread s/epoch, all / without | 2 threads s/epoch, all / without | "
              "timed epochs |",
              "|---|---|---|---|---|---|---|---|"]

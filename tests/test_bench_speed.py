@@ -79,10 +79,11 @@ def test_every_optimizer_has_finite_positive_seconds(quick_run):
             ceiling = entry["independent_fits"]
             assert ceiling["fits"] == result["machine"]["usable_cores"]
             assert _positive(ceiling["speedup"]), (opt, ceiling)
-            # one probe of the host before the first round and one after each
-            assert len(entry["handoff_ns"]) == rounds + 1, (opt, entry["handoff_ns"])
-            split = entry["speedup_by_handoff"]
-            assert split["near"]["rounds"] + split["far"]["rounds"] == rounds, split
+            # the host probed just before and after every fit: each fit counted once
+            for timing, split in ((entry["n_jobs=-1"], entry["speedup_by_handoff"]),
+                                  (ceiling, ceiling["speedup_by_handoff"])):
+                assert len(timing["probes"]) == rounds, (opt, timing["probes"])
+                assert split["near"]["fits"] + split["far"]["fits"] == rounds, split
 
 
 def test_report_has_every_part(quick_run):
@@ -118,9 +119,10 @@ def test_report_has_every_part(quick_run):
         assert handoff["limit_ns"] == 2 * handoff["min_ns"]
         for opt in ("sgd", "adagrad"):
             for name in ("all", "without"):
-                split = sharing["optimizers"][opt][name]["by_handoff"]
-                assert split["near"]["rounds"] + split["far"]["rounds"] == len(
-                    sharing["optimizers"][opt][name]["rounds"])
+                m = sharing["optimizers"][opt][name]
+                assert len(m["probes"]) == len(m["all"]) // 2 > 0
+                assert m["by_handoff"]["near"]["fits"] + m["by_handoff"]["far"]["fits"] == (
+                    len(m["probes"]))
     markdown = (out / "speed.md").read_text()
     assert "| method | n_jobs | s/epoch |" in markdown
     assert "What any Numba-compiled scikit-learn estimator pays" in markdown
@@ -138,17 +140,20 @@ def test_without_top_columns_removes_exactly_the_most_frequent():
     assert X.nnz == 8  # the input is left alone
 
 
-def test_speedup_by_handoff_splits_rounds_by_both_probes():
-    # one thread: 1 s per epoch; rounds (probe before, probe after, all-cores epochs)
-    rounds = [(25, 26, [0.5, 0.5]),    # near
-              (26, 170, [0.9, 1.1]),   # far after: far
-              (170, 25, [1.0, 1.0]),   # far before: far
-              (30, 24, [0.6, 0.6])]    # near
-    split = speedup_by_handoff(1.0, rounds, limit=50)
-    assert split["near"] == {"rounds": 2, "speedup": pytest.approx(1 / 0.55)}
-    assert split["far"] == {"rounds": 2, "speedup": pytest.approx(1.0)}
-    none_far = speedup_by_handoff(1.0, rounds[:1], limit=50)
-    assert none_far["far"] == {"rounds": 0, "speedup": None}
+def test_speedup_by_handoff_splits_fits_by_both_probes():
+    # one thread: 1 s per epoch; fits (probe before, probe after, all-cores epochs)
+    fits = [(25, 26, [0.5, 0.5]),    # near
+            (26, 170, [0.9, 1.1]),   # far after: far
+            (170, 25, [1.0, 1.0]),   # far before: far
+            (30, 24, [0.6, 0.6])]    # near
+    split = speedup_by_handoff(1.0, fits, limit=50)
+    assert split["near"] == {"fits": 2, "speedup": pytest.approx(1 / 0.55)}
+    assert split["far"] == {"fits": 2, "speedup": pytest.approx(1.0)}
+    none_far = speedup_by_handoff(1.0, fits[:1], limit=50)
+    assert none_far["far"] == {"fits": 0, "speedup": None}
+    # two fits at once (the ceiling): each epoch is one of two fits' worth of work
+    assert speedup_by_handoff(1.0, fits[:1], 50, fits_at_once=2)["near"]["speedup"] == (
+        pytest.approx(4.0))
 
 
 def test_handoff_probe_measures_a_time():

@@ -360,7 +360,10 @@ default="adagrad"
         ``random_state``. -1 (all cores) or k > 1: Hogwild, lock-free threads over
         blocks of rows that race on the weights by design (Niu et al. 2011); results
         then vary from run to run within the noise of the optimizer. Averaging
-        (``average``) always runs on one thread.
+        (``average``) always runs on one thread. The threads write the records of
+        frequent features in turn, so the speed-up depends on how fast the cores pass a
+        cache line to each other: on a virtual machine whose host runs its virtual CPUs
+        far apart, Hogwild can be slower than one thread (README, "Speed").
 """
 
 

@@ -1,0 +1,171 @@
+"""What an Adagrad epoch cannot avoid: ``python -m bench.floors [--data PATH] [--out DIR]
+[--quick] [--rounds N]``.
+
+The speed issue asks for Adagrad's epoch at most 6x one scipy CSR mat-vec, and where
+that is out of reach, for the reason in numbers: the cost per nonzero of the square root
+and division it cannot avoid and of the memory it touches. Side by side in one process,
+on ``bench.speed``'s matrix, in rounds that alternate (medians over the rounds):
+
+* **mat-vec** ``X @ w``: ``bench.speed``'s floor (reads every nonzero once, gathers
+  ``w``);
+* **memory**: the two passes of a step over each row's feature records in the
+  estimator's default order (blocks of 256 rows), as the kernel makes them: the
+  margin reads each record's weight, the step then writes its weight and its sum of
+  squared gradients, with the records of the row two ahead prefetched; no square root,
+  no division;
+* **arithmetic**: the same loop, each feature's record taken from 1,024 that stay in
+  the first-level cache: Adagrad's square root and division at every nonzero, without
+  the random memory;
+* **plain Adagrad**: both (the textbook step ``v += g*g; w -= eta*g/(sqrt(v)+eps)``,
+  nothing else: no regularization, no schedule, no checks);
+* **sparseopt's Adagrad**: the kernel epochs (``LazyModel.run_epoch``) of a
+  ``SparseClassifier()`` fit with its defaults.
+
+Writes ``floors.md`` and ``floors.json`` to ``--out``.
+"""
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from sparseopt._llvm import prefetch
+
+# Records of the arithmetic loop: 1,024 x 16 bytes stay in a 32 KB first-level cache.
+_L1_RECORDS = 1023  # a mask
+
+
+@njit(cache=True, error_model="numpy")
+def _passes(indptr, indices, data, order, P, mask, with_sqrt):
+    """Adagrad's two passes over every row of ``order`` on the records ``P`` (``(n, 2)``:
+    weight, sum of squared gradients), feature ``j`` at record ``j & mask``; the step
+    with its square root and division when ``with_sqrt``, else a multiply. Returns the
+    sum of the margins (so that nothing is optimized away)."""
+    flat = P.reshape(P.size)
+    n = order.shape[0]
+    total = 0.0
+    for r in range(n):
+        if r + 2 < n:  # the records of the row two ahead, as the kernel asks for them
+            ahead = order[r + 2]
+            for q in range(indptr[ahead], indptr[ahead + 1]):
+                prefetch(flat, 2 * (indices[q] & mask))
+        i = order[r]
+        margin = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            margin += P[indices[p] & mask, 0] * data[p]
+        g_row = 1.0 / (1.0 + math.exp(-margin)) - 0.5  # a loss derivative, once per row
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p] & mask
+            g = g_row * data[p]
+            v = P[j, 1] + g * g
+            P[j, 1] = v
+            if with_sqrt:
+                P[j, 0] -= 0.01 * g / (math.sqrt(v) + 1e-3)
+            else:
+                P[j, 0] -= 0.01 * g * v
+        total += margin
+    return total
+
+
+def _seconds(fn, *args):
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def measure(X, y, rounds=5, seed=0, log=print):
+    """Seconds of each part (medians over ``rounds`` alternating rounds, and every
+    value) and nanoseconds per nonzero; see the module docstring."""
+    from sparseopt import SparseClassifier, _engine
+
+    from .speed import EpochClock, _median
+
+    order = _engine.row_order(X.shape[0], True, np.random.RandomState(seed))
+    n_features = X.shape[1]
+    everywhere = np.int64(2**62 - 1)  # every feature its own record
+    w = np.zeros(n_features)
+
+    def passes(mask, with_sqrt):
+        P = np.zeros((n_features if mask == everywhere else _L1_RECORDS + 1, 2))
+        return _seconds(_passes, X.indptr, X.indices, X.data, order, P, mask, with_sqrt)
+
+    def adagrad():
+        est = SparseClassifier(max_iter=4, tol=None, random_state=seed)
+        with EpochClock() as clock:
+            est.fit(X, y)
+        return [end - start for start, end, _ in sorted(clock.calls)[1:3]]
+
+    parts = {
+        "mat-vec": lambda: [_seconds(X.dot, w) for _ in range(5)],
+        "memory": lambda: [passes(everywhere, False)],
+        "arithmetic": lambda: [passes(np.int64(_L1_RECORDS), True)],
+        "plain Adagrad": lambda: [passes(everywhere, True)],
+        "sparseopt's Adagrad": adagrad,
+    }
+    for fn in parts.values():  # compiled or loaded from the cache before the clock
+        fn()
+    times = {name: [] for name in parts}
+    for k in range(rounds):
+        for name, fn in parts.items():
+            times[name] += fn()
+        log(f"round {k + 1}/{rounds}: " + ", ".join(
+            f"{name} {times[name][-1] * 1e3:.1f} ms" for name in parts))
+    out = {}
+    for name, values in times.items():
+        sec = _median(values)
+        out[name] = {"seconds": sec, "ns_per_nnz": sec / X.nnz * 1e9, "all": values}
+    floor = out["mat-vec"]["seconds"]
+    for part in out.values():
+        part["x_matvec"] = part["seconds"] / floor
+    return out
+
+
+def report(result):
+    m = result["parts"]
+    six = 6 * m["mat-vec"]["ns_per_nnz"]
+    ours = m["sparseopt's Adagrad"]["ns_per_nnz"]
+    lines = ["# What an Adagrad epoch cannot avoid (`python -m bench.floors`)", "",
+             f"- Machine: {result['machine']}; git {result['git']}.",
+             f"- Data: {result['data']}; {result['nnz']:,} nonzeros. Medians over "
+             f"{result['rounds']} rounds in which the parts alternate (mat-vec: 5 calls "
+             "per round; sparseopt: epochs 2 and 3 of a 4-epoch fit per round).", "",
+             "| part | s per pass | ns per nonzero | x mat-vec |", "|---|---|---|---|"]
+    for name, part in m.items():
+        lines.append(f"| {name} | {part['seconds']:.4g} | {part['ns_per_nnz']:.2f} | "
+                     f"{part['x_matvec']:.2f} |")
+    lines += ["", f"6x the mat-vec is {six:.2f} ns per nonzero. The memory a step touches "
+              f"takes {m['memory']['ns_per_nnz']:.2f} ns of it without any arithmetic, the "
+              f"square root and division {m['arithmetic']['ns_per_nnz']:.2f} ns without "
+              f"the random memory; the plain step, both: "
+              f"{m['plain Adagrad']['ns_per_nnz']:.2f} ns; sparseopt's epoch "
+              f"(regularization, its loss, the estimator's checks): {ours:.2f} ns.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    from .speed import _cpu_model, _git_state, load_data, usable_cores
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--out", default="bench/results")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args(argv)
+    X, _, y, _, description = load_data(args.data, args.quick)
+    parts = measure(X, y, args.rounds)
+    result = {"machine": f"{_cpu_model()}, {usable_cores()} usable cores",
+              "git": _git_state(), "data": description, "nnz": int(X.nnz),
+              "rounds": args.rounds, "parts": parts}
+    markdown = report(result)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    Path(args.out, "floors.md").write_text(markdown)
+    Path(args.out, "floors.json").write_text(json.dumps(result, indent=1))
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

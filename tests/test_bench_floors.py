@@ -1,0 +1,56 @@
+"""``python -m bench.floors``: its loops compute what they claim, and a small run reports
+every part. Nothing here asserts how fast anything is."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from bench.floors import _passes, measure, report
+from bench.speed import generate_matrix
+
+
+def _reference(X, order, P, mask, with_sqrt):
+    P = P.copy()
+    total = 0.0
+    for i in order:
+        row = X.getrow(i)
+        cols, vals = row.indices.astype(np.int64) & mask, row.data
+        margin = float(sum(P[j, 0] * x for j, x in zip(cols, vals)))
+        g_row = 1.0 / (1.0 + math.exp(-margin)) - 0.5
+        for j, x in zip(cols, vals):
+            g = g_row * x
+            P[j, 1] += g * g
+            P[j, 0] -= 0.01 * g / (math.sqrt(P[j, 1]) + 1e-3) if with_sqrt else 0.01 * g * P[j, 1]
+        total += margin
+    return P, total
+
+
+@pytest.mark.parametrize("with_sqrt", [True, False])
+@pytest.mark.parametrize("mask", [2**62 - 1, 3])
+def test_passes_take_adagrads_step_on_the_records(with_sqrt, mask):
+    rng = np.random.RandomState(0)
+    X = sp.random(30, 12, density=0.3, format="csr", random_state=rng)
+    order = rng.permutation(30).astype(np.int64)
+    P0 = np.column_stack([rng.randn(12), rng.rand(12)])  # weights, sums of squares
+    expected, total = _reference(X, order, P0, mask, with_sqrt)
+    P = P0.copy()
+    got = _passes(X.indptr, X.indices, X.data, order, P, np.int64(mask), with_sqrt)
+    np.testing.assert_allclose(P, expected, rtol=1e-12, atol=1e-15)
+    assert got == pytest.approx(total, rel=1e-12, abs=1e-15)
+    assert np.all(P[:, 1] >= P0[:, 1]) and np.any(P[:, 1] > P0[:, 1])  # steps were taken
+
+
+def test_measure_reports_every_part():
+    X, _, y, _ = generate_matrix(3000, 2**12, random_state=0, n_test=10)
+    result = measure(X, y, rounds=1, log=lambda *a: None)
+    names = ["mat-vec", "memory", "arithmetic", "plain Adagrad", "sparseopt's Adagrad"]
+    assert list(result) == names
+    for name in names:
+        part = result[name]
+        assert part["seconds"] > 0 and part["ns_per_nnz"] > 0, (name, part)
+    assert result["mat-vec"]["x_matvec"] == 1.0
+    text = report({"machine": "m", "git": "g", "data": "d", "nnz": X.nnz, "rounds": 1,
+                   "parts": result})
+    assert "6x the mat-vec is" in text and "| sparseopt's Adagrad |" in text

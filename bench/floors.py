@@ -11,8 +11,9 @@ on ``bench.speed``'s matrix, in rounds that alternate (medians over the rounds):
 * **memory**: the two passes of a step over each row's feature records in the
   estimator's default order (blocks of 256 rows), as the kernel makes them: the
   margin reads each record's weight, the step then writes its weight and its sum of
-  squared gradients, with the records of the row two ahead prefetched; no square root,
-  no division;
+  squared gradients, with the records of the row two ahead prefetched; records as wide
+  as the kernel's (Adagrad's weight, L1 snapshot and sum of squares: 24 bytes); no
+  square root, no division;
 * **arithmetic**: the same loop, each feature's record taken from 1,024 that stay in
   the first-level cache: Adagrad's square root and division at every nonzero, without
   the random memory;
@@ -41,18 +42,22 @@ _L1_RECORDS = 1023  # a mask
 
 @njit(cache=True, error_model="numpy")
 def _passes(indptr, indices, data, order, P, mask, with_sqrt):
-    """Adagrad's two passes over every row of ``order`` on the records ``P`` (``(n, 2)``:
-    weight, sum of squared gradients), feature ``j`` at record ``j & mask``; the step
+    """Adagrad's two passes over every row of ``order`` on the records ``P`` (``(n, s)``,
+    s >= 2: weight, sum of squared gradients, then slots this loop does not touch), feature
+    ``j`` at record ``j & mask``; the step
     with its square root and division when ``with_sqrt``, else a multiply. Returns the
     sum of the margins (so that nothing is optimized away)."""
     flat = P.reshape(P.size)
+    width = P.shape[1]
     n = order.shape[0]
     total = 0.0
     for r in range(n):
         if r + 2 < n:  # the records of the row two ahead, as the kernel asks for them
             ahead = order[r + 2]
             for q in range(indptr[ahead], indptr[ahead + 1]):
-                prefetch(flat, 2 * (indices[q] & mask))
+                first = width * (indices[q] & mask)
+                prefetch(flat, first)  # both ends: a record may straddle two lines
+                prefetch(flat, first + width - 1)
         i = order[r]
         margin = 0.0
         for p in range(indptr[i], indptr[i + 1]):
@@ -81,8 +86,11 @@ def measure(X, y, rounds=5, seed=0, log=print):
     """Seconds of each part (medians over ``rounds`` alternating rounds, and every
     value) and nanoseconds per nonzero; see the module docstring."""
     from sparseopt import SparseClassifier, _engine
+    from sparseopt.rules import RULES
 
     from .speed import EpochClock, _median
+
+    width = RULES["adagrad"].n_slots  # the kernel's record, in float64s
 
     order = _engine.row_order(X.shape[0], True, np.random.RandomState(seed))
     n_features = X.shape[1]
@@ -90,7 +98,7 @@ def measure(X, y, rounds=5, seed=0, log=print):
     w = np.zeros(n_features)
 
     def passes(mask, with_sqrt):
-        P = np.zeros((n_features if mask == everywhere else _L1_RECORDS + 1, 2))
+        P = np.zeros((n_features if mask == everywhere else _L1_RECORDS + 1, width))
         return _seconds(_passes, X.indptr, X.indices, X.data, order, P, mask, with_sqrt)
 
     def adagrad():
@@ -141,20 +149,25 @@ def report(result):
               f"takes {m['memory']['ns_per_nnz']:.2f} ns of it without any arithmetic, the "
               f"square root and division {m['arithmetic']['ns_per_nnz']:.2f} ns without "
               f"the random memory; the plain step, both: "
-              f"{m['plain Adagrad']['ns_per_nnz']:.2f} ns; sparseopt's epoch "
-              f"(regularization, its loss, the estimator's checks): {ours:.2f} ns.", ""]
+              f"{m['plain Adagrad']['ns_per_nnz']:.2f} ns; sparseopt's kernel epoch, "
+              f"which also has its L2 decay, the loss, the intercept, the progressive loss "
+              f"and the end-of-epoch flush: {ours:.2f} ns.", ""]
     return "\n".join(lines)
 
 
 def main(argv=None):
-    from .speed import _cpu_model, _git_state, load_data, usable_cores
+    from .speed import FULL_DATA, _cpu_model, _git_state, load_data, usable_cores
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=None)
+    ap.add_argument("--data", default=None,
+                    help=f"as bench.speed's (default: {FULL_DATA} if it exists, else a "
+                    "generated matrix of its shape)")
     ap.add_argument("--out", default="bench/results")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
+    if args.data is None and not args.quick and FULL_DATA.exists():
+        args.data = str(FULL_DATA)
     X, _, y, _, description = load_data(args.data, args.quick)
     parts = measure(X, y, args.rounds)
     result = {"machine": f"{_cpu_model()}, {usable_cores()} usable cores",

@@ -4,8 +4,8 @@ Hogwild's threads write the same feature records (those of the most frequent col
 nearly every row), so such a write often finds the record's cache line in the other
 core's cache and waits for it to move. On a virtual machine the host decides where the
 virtual CPUs run: on this project's 2-core machine the same two threads passed a line in
-about 25 ns at some times and about 170 ns at others, minutes apart (session 11's
-closing note). :func:`handoff_ns` measures it, so that a Hogwild timing can be read
+about 25 ns at some times and about 170 ns at others, minutes apart (the message of
+commit 934b306). :func:`handoff_ns` measures it, so that a Hogwild timing can be read
 against the state of the host when it was taken.
 """
 

@@ -88,14 +88,13 @@ def measure(X, y, rounds=5, seed=0, log=print):
     from sparseopt import SparseClassifier, _engine
     from sparseopt.rules import RULES
 
-    from .speed import EpochClock, _median
+    from .speed import EpochClock, _median, matvec_seconds
 
     width = RULES["adagrad"].n_slots  # the kernel's record, in float64s
 
     order = _engine.row_order(X.shape[0], True, np.random.RandomState(seed))
     n_features = X.shape[1]
     everywhere = np.int64(2**62 - 1)  # every feature its own record
-    w = np.zeros(n_features)
 
     # Made (and their pages touched) once, as the kernel's model is before its timed
     # epochs: a fresh array would count its first-touch page faults.
@@ -114,7 +113,7 @@ def measure(X, y, rounds=5, seed=0, log=print):
         return [end - start for start, end, _ in sorted(clock.calls)[1:3]]
 
     parts = {
-        "mat-vec": lambda: [_seconds(X.dot, w) for _ in range(5)],
+        "mat-vec": lambda: matvec_seconds(X, 5, seed)[1],
         "memory": lambda: [passes(everywhere, False)],
         "arithmetic": lambda: [passes(np.int64(_L1_RECORDS), True)],
         "plain Adagrad": lambda: [passes(everywhere, True)],

@@ -426,8 +426,9 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=(), probe=None)
 
     ``between``: callables run once per round, after its fits (timings of other things,
     such as the floors, that are to meet the same load). ``probe``: a callable run just
-    before and just after each fit (the host's state around it, see :func:`by_handoff`);
-    its values are kept per fit, in order, as ``"probes"`` of each timing.
+    before and just after each fit that runs more than one thread (the host's state
+    around it, see :func:`by_handoff`); its values are kept per fit, in order, as
+    ``"probes"`` of the timings of those configurations.
 
     Up to ``repeats`` fits of ``FIT_EPOCHS`` epochs (no more once ``budget`` seconds are
     spent and ``MIN_FITS`` are done); epochs 2 and 3 of each are timed from start to next
@@ -452,11 +453,14 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=(), probe=None)
                 continue
             made = one(FIT_EPOCHS)
             ests = made if isinstance(made, list) else [made]
+            # Only where threads share the cores does the host's state matter.
+            probed = probe is not None and (
+                len(ests) > 1 or ests[0].get_params().get("n_jobs") not in (None, 1))
             gc.collect()
-            before = probe() if probe else None
+            before = probe() if probed else None
             with EpochClock() as clock:
                 fit_at_once(ests, X, y)
-            if probe:
+            if probed:
                 probes[key].append([before, probe()])
             last[key] = ests[0]
             by_thread = {}
@@ -480,7 +484,7 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=(), probe=None)
         key: fallback.get(key) or (
             {"seconds_per_epoch": _median(epochs[key]), "all": epochs[key],
              "method": "start to next start of epochs 2 and 3 of 4-epoch fits",
-             **({"probes": probes[key]} if probe else {})},
+             **({"probes": probes[key]} if probes[key] else {})},
             {"seconds_per_epoch": _median(kernel[key]), "all": kernel[key]}, last[key])
         for key in makes
     }
@@ -665,12 +669,12 @@ def _error(exc):
     return f"{type(exc).__name__}: {exc}".strip()
 
 
-def handoff_probe(repeats=1):
-    """Median of ``repeats`` measurements of :func:`bench.host.handoff_ns` (one is
-    enough to tell the host's states apart: they differ about 7-fold here)."""
+def handoff_probe():
+    """One measurement of :func:`bench.host.handoff_ns` (enough to tell the host's
+    states apart: they differ about 7-fold here)."""
     from .host import handoff_ns  # (numba and sparseopt load with the first fit, not here)
 
-    return _median([handoff_ns() for _ in range(repeats)])
+    return handoff_ns()
 
 
 def speedup_by_handoff(one_thread, fits, limit, fits_at_once=1):

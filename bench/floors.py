@@ -12,7 +12,7 @@ on ``bench.speed``'s matrix, in rounds that alternate (medians over the rounds):
   estimator's default order (blocks of 256 rows), as the kernel makes them: the
   margin reads each record's weight, the step then writes its weight and its sum of
   squared gradients, with the records of the row two ahead prefetched; records as wide
-  as the kernel's (Adagrad's weight, L1 snapshot and sum of squares: 24 bytes); no
+  as the default fit's (Adagrad's weight and sum of squares: 16 bytes); no
   square root, no division;
 * **arithmetic**: the same loop, each feature's record taken from 1,024 that stay in
   the first-level cache: Adagrad's square root and division at every nonzero, without
@@ -36,7 +36,7 @@ from numba import njit
 
 from sparseopt._llvm import prefetch
 
-# Records of the arithmetic loop: 1,024 of 24 bytes stay in a 32 KB first-level cache.
+# Records of the arithmetic loop: 1,024 of 16 bytes stay in a 32 KB first-level cache.
 _L1_RECORDS = 1023  # a mask
 
 
@@ -90,7 +90,7 @@ def measure(X, y, rounds=5, seed=0, log=print):
 
     from .speed import EpochClock, _median, matvec_seconds
 
-    width = RULES["adagrad"].n_slots  # the kernel's record, in float64s
+    width = len(RULES["adagrad"].layout(0.0, 0))  # the default fit's record, in float64s
 
     order = _engine.row_order(X.shape[0], True, np.random.RandomState(seed))
     n_features = X.shape[1]

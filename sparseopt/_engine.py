@@ -193,13 +193,20 @@ class LazyModel:
     n_features : int
     n_outputs : int
         1 for binary classification and regression, K for multinomial or one-vs-rest.
+
+    Attributes
+    ----------
+    slots : tuple of str
+        The names of a record's slots (``P[j, k]``, ``B[0, k]``): those the last settings
+        used (``Rule.layout``). ``run_epoch`` changes them to its settings' (see
+        ``adapt_to``).
     """
 
     def __init__(self, optimizer, n_features, n_outputs):
-        rule = RULES[optimizer]
         self.optimizer = optimizer
-        self.P = np.zeros((n_features, n_outputs, rule.n_slots))
-        self.B = np.zeros((1, n_outputs, rule.n_slots))
+        self.slots = RULES[optimizer].layout(0.0, 0)
+        self.P = np.zeros((n_features, n_outputs, len(self.slots)))
+        self.B = np.zeros((1, n_outputs, len(self.slots)))
         self.G = np.zeros(_spec.N_G)
         self.G[_spec.G_SCALE] = 1.0
         self.t = 0
@@ -224,6 +231,7 @@ class LazyModel:
         """
         if settings.optimizer != self.optimizer:
             raise ValueError("settings were made for another optimizer")
+        self.adapt_to(settings)
         args = (X.indptr, X.indices, X.data, y, sample_weight, order, self.P, self.B,
                 self.G, settings.hp, settings.loss_id, settings.sched_id, self.t)
         n_threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
@@ -237,6 +245,35 @@ class LazyModel:
         else:
             self.t, *sums = _kernels.EPOCH[self.optimizer](*args)
         return Epoch(*sums)
+
+    def adapt_to(self, settings):
+        """Give the records the slots ``settings`` use (``Rule.layout``), between epochs.
+
+        The settings of a ``partial_fit`` can change (``set_params``). A slot they keep
+        keeps its values; a slot they add starts afresh, with the ledger it is counted
+        against: an L1 record (SGD's ``q``, Adagrad's ``snap``) at 0 with the L1 total at
+        0, so that L1 counts from its first step (every feature is up to date after an
+        epoch: nothing is owed); the Polyak record at 0 with the average's sums, so that
+        the average starts over (its sums go when it ends, too). (With one layout for
+        every setting, the first step of L1 clipped every weight by the L1 budget of
+        every step before it.)
+        """
+        slots = RULES[self.optimizer].layout(settings.hp[_spec.LAM1],
+                                             settings.hp[_spec.AVERAGE_START])
+        if slots == self.slots:
+            return
+        P = np.zeros(self.P.shape[:2] + (len(slots),))
+        B = np.zeros(self.B.shape[:2] + (len(slots),))
+        for s, name in enumerate(slots):
+            if name in self.slots:
+                P[:, :, s] = self.P[:, :, self.slots.index(name)]
+                B[:, :, s] = self.B[:, :, self.slots.index(name)]
+        if {"q", "snap"} & (set(slots) - set(self.slots)):
+            self.G[_spec.G_L1_TOTAL] = 0.0
+        if ("avg" in slots) != ("avg" in self.slots):  # started or ended: its sums go
+            self.G[_spec.G_SCALE_SUM] = 0.0
+            self.G[_spec.G_AVG_COUNT] = 0.0
+        self.slots, self.P, self.B = slots, P, B
 
     @property
     def coef(self):
@@ -263,10 +300,10 @@ class LazyModel:
 
     def state(self, name):
         """An optimizer state array by slot name, shape (n_features, n_outputs)."""
-        return self.P[:, :, RULES[self.optimizer].slots.index(name)].copy()
+        return self.P[:, :, self.slots.index(name)].copy()
 
     def intercept_state(self, name):
-        return self.B[0, :, RULES[self.optimizer].slots.index(name)].copy()
+        return self.B[0, :, self.slots.index(name)].copy()
 
     def is_finite(self):
         return not math.isnan(self.penalty_sums()[0])

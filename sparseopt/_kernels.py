@@ -8,7 +8,8 @@ run-time switches taken once per row.
 
 Model state (see ``_engine.LazyModel``):
 
-``P``     (n_features, n_outputs, n_slots) float64, one record per weight; slot 0 is the
+``P``     (n_features, n_outputs, n_slots) float64, one record per weight, with the
+          slots the settings use (``rules.Rule.layout``); slot 0 is the
           weight in stored units (true weight = ``G[G_SCALE] * P[..., 0]``). The rules
           whose catch-up counts missed steps (RMSProp, Adadelta, Adam) keep the step
           through which feature j is up to date in its own record, ``P[j, 0, -1]``:
@@ -208,7 +209,7 @@ def _settle_features(RULE, P, lo, hi, T, scale, l1_total, hp, table):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _to_fold(RULE, P, G):
+def _to_fold(RULE, P, G, hp):
     """After every feature is up to date: how many leading slots of each record the fold
     must multiply by the scale (0 when it is 1)."""
     scale = G[_spec.G_SCALE]
@@ -221,7 +222,7 @@ def _to_fold(RULE, P, G):
         for j in range(P.shape[0]):
             for k in range(P.shape[1]):
                 P[j, k, rules.sgd.AVG] -= P[j, k, 0] * scale_sum
-    return rules.n_stored_units(RULE)
+    return rules.n_stored_units(RULE, hp)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -242,7 +243,7 @@ def _flush(RULE, P, B, G, hp, T, table):
     return the model's penalty sums (``_fold_done``)."""
     _settle_features(RULE, P, 0, P.shape[0], T, G[_spec.G_SCALE], G[_spec.G_L1_TOTAL], hp,
                      table)
-    n_stored = _to_fold(RULE, P, G)
+    n_stored = _to_fold(RULE, P, G, hp)
     sum_sq, sum_abs, bad = _fold_and_sum(P, 0, P.shape[0], G[_spec.G_SCALE], n_stored)
     return _fold_done(G, B, sum_sq, sum_abs, bad)
 
@@ -387,6 +388,7 @@ def _epoch(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, 
     dl_owner = np.empty(n_out)
     pending_owner = np.empty((1, n_out + 3))  # not used: the intercept steps at once
     lam, c_const = _weight_decay(RULE, hp)
+    lam1 = hp[_spec.LAM1]
     table_owner = rules.catch_up_table(RULE, hp, c_const)
     average_start = hp[_spec.AVERAGE_START]
     averaging = RULE == SGD and average_start > 0.0
@@ -418,7 +420,7 @@ def _epoch(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, 
             l1_prev = l1_total
             # Step t's decay reaches every weight through the global scale, O(1).
             scale = scale_prev * (1.0 - eta * lam)
-            l1_total = l1_prev + eta * (1.0 / scale)
+            l1_total = l1_prev + eta * lam1 * (1.0 / scale)
             _prefetch_ahead(indptr, indices, data, order,
                             r + X_AHEAD if r + X_AHEAD < n else -1,
                             r + RECORDS_AHEAD if r + RECORDS_AHEAD < n else -1,
@@ -522,6 +524,7 @@ def _lane_rows(args):
     n_blocks = (seg_end + HOGWILD_BLOCK - 1) // HOGWILD_BLOCK
     n_out = P.shape[1]
     lam, c_const = _weight_decay(RULE, hp)
+    lam1 = hp[_spec.LAM1]
     z_owner = np.empty(n_out)
     dl_owner = np.empty(n_out)
     pending_owner = np.empty((INTERCEPT_SYNC, n_out + 3))
@@ -560,7 +563,7 @@ def _lane_rows(args):
             step_t = t + r + 1
             eta = learning_rate(sched_id, step_t, hp)
             scale_r = scale_prev * (1.0 - eta * lam)
-            l1_r = l1_prev + eta * (1.0 / scale_r)
+            l1_r = l1_prev + eta * lam1 * (1.0 / scale_r)
             q = (r - first) % INTERCEPT_SYNC
             lane_total += _row_step(
                 RULE, indptr, indices, data, y, sw, order, r, step_t, P, own_B,
@@ -601,6 +604,7 @@ def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
     """
     n = order.shape[0]
     lam, c_const = _weight_decay(RULE, hp)
+    lam1 = hp[_spec.LAM1]
     table_owner = rules.catch_up_table(RULE, hp, c_const)
     total_loss = 0.0
     # Every row writes the intercept: threads stepping it at once would pass its cache line
@@ -637,7 +641,7 @@ def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
                 block_l1[(seg_end - seg_start) // HOGWILD_BLOCK] = l1_total
             eta = learning_rate(sched_id, t + seg_end + 1, hp)
             scale = scale * (1.0 - eta * lam)
-            l1_total = l1_total + eta * (1.0 / scale)
+            l1_total = l1_total + eta * lam1 * (1.0 / scale)
             seg_end += 1
             if scale < _spec.MIN_SCALE:
                 break
@@ -661,7 +665,7 @@ def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
         # on all threads.
         G[_spec.G_SCALE] = scale
         G[_spec.G_L1_TOTAL] = l1_total
-        n_stored = _to_fold(RULE, P, G)
+        n_stored = _to_fold(RULE, P, G, hp)
         sum_sq, sum_abs, bad = fold_and_sum_threads(P, scale, n_stored, n_threads)
         sum_sq, sum_abs = _fold_done(G, B, sum_sq, sum_abs, bad)
         if seg_end >= n:

@@ -81,21 +81,25 @@ SLOT_RULES = {
 }
 
 
-def normalized(model):
-    """A copy of a flushed ``LazyModel`` with scale 1 and the Polyak record in true units.
+def normalized(model, settings=None):
+    """A copy of a flushed ``LazyModel`` with scale 1 and the Polyak record in true units
+    (and with the records of ``settings``, ``LazyModel.adapt_to``, if given).
 
     Mirrors the end of the engine's flush, which skips the fold when the scale is exactly
     1 (no weight decay): then the Polyak record is still relative to ``G_SCALE_SUM``.
     """
     model = model.copy()
+    if settings is not None:
+        model.adapt_to(settings)
     G = model.G
-    n_stored = RULES[model.optimizer].module.N_STORED_UNITS
+    stored = [s for s, name in enumerate(model.slots)
+              if name in RULES[model.optimizer].module.STORED]
     if model.optimizer == "sgd" and G[_spec.G_SCALE_SUM] != 0.0:
         model.P[:, :, sgd.AVG] -= model.P[:, :, sgd.W] * G[_spec.G_SCALE_SUM]
         G[_spec.G_SCALE_SUM] = 0.0
     scale = G[_spec.G_SCALE]
     if scale != 1.0:
-        model.P[:, :, :n_stored] *= scale
+        model.P[:, :, stored] *= scale
         G[_spec.G_L1_TOTAL] *= scale
         G[_spec.G_SCALE] = 1.0
     return model
@@ -171,9 +175,11 @@ def combine(start, models, feature_masses, intercept_masses, settings):
     optimizer = start.optimizer
     if any(m.optimizer != optimizer for m in models):
         raise ValueError("all models must use the start model's optimizer")
-    start = normalized(start)
-    parts = [normalized(m) for m in models]
-    rules = [SLOT_RULES[optimizer][name] for name in RULES[optimizer].slots]
+    # With the records of the round's settings: the start's and those of partitions with
+    # no rows (never run) may still have the slots of earlier settings.
+    start = normalized(start, settings)
+    parts = [normalized(m, settings) for m in models]
+    rules = [SLOT_RULES[optimizer][name] for name in start.slots]
 
     feature_shares = mixing_weights(feature_masses)[:, :, None]
     intercept_shares = mixing_weights(np.asarray(intercept_masses, dtype=np.float64)[:, None])
@@ -181,6 +187,7 @@ def combine(start, models, feature_masses, intercept_masses, settings):
 
     out = _engine.LazyModel.__new__(_engine.LazyModel)
     out.optimizer = optimizer
+    out.slots = start.slots
     out.P = _combine_records(start.P, [m.P for m in parts], feature_shares, rules)
     out.B = _combine_records(start.B, [m.B for m in parts], intercept_shares, rules)
     out.G = start.G + np.sum([m.G - start.G for m in parts], axis=0)  # every G is a ledger
@@ -188,14 +195,14 @@ def combine(start, models, feature_masses, intercept_masses, settings):
     out.G[_spec.G_SCALE_SUM] = 0.0
     out.t = int(start.t + sum(m.t - start.t for m in parts))
 
-    if optimizer == "adagrad":
+    if "snap" in out.slots:
         # Each partition's flush applied its L1 up to its own total: nothing is owed.
         out.P[:, :, adagrad.SNAP] = out.G[_spec.G_L1_TOTAL]
     elif optimizer == "ftrl":
         hp = settings.hp
         _set_ftrl_z(out.P, hp, hp[_spec.LAM1], hp[_spec.LAM])
         _set_ftrl_z(out.B, hp, 0.0, 0.0)  # the intercept is never penalized
-    elif optimizer == "sgd":
+    elif "avg" in out.slots:
         _mix_polyak_intercept(out, start, parts)
     return out
 

@@ -51,7 +51,7 @@ SCHEDULES = {"constant": CONSTANT, "invscaling": INVSCALING, "optimal": OPTIMAL}
 
 # Scalars carried between steps, stored in the float64 array ``G``.
 G_SCALE = 0  # global weight-decay scale: true weight = scale * stored weight
-G_L1_TOTAL = 1  # running sum of the L1 budget in stored-weight units
+G_L1_TOTAL = 1  # running L1 budget, sum eta_s*lam1_s/scale_s (stored-weight units)
 G_SCALE_SUM = 2  # averaging: sum of the scales of the averaged steps, in stored units
 G_AVG_COUNT = 3  # averaging: number of averaged steps so far
 N_G = 4

@@ -12,7 +12,7 @@ import numpy as np
 from . import _engine
 from .estimators import SparseClassifier, SparseRegressor
 
-_FORMAT = "sparseopt-model-2"  # 2: timestamps in the records, no "last" array
+_FORMAT = "sparseopt-model-3"  # 2: timestamps in the records; 3: records' slots named
 _CLASSES = {"SparseClassifier": SparseClassifier, "SparseRegressor": SparseRegressor}
 _STATE = ("P", "B", "G")
 
@@ -31,6 +31,7 @@ def save(model, path):
         "params": params,
         "t": int(model._model.t),
         "optimizer": model._model.optimizer,
+        "slots": list(model._model.slots),
         "n_iter": int(model.n_iter_),
         "loss_curve": [float(v) for v in model.loss_curve_],
     }
@@ -63,6 +64,7 @@ def load(path):
         model = _CLASSES[meta["estimator"]](**meta["params"])
         state = _engine.LazyModel.__new__(_engine.LazyModel)
         state.optimizer = meta["optimizer"]
+        state.slots = tuple(meta["slots"])
         for name in _STATE:
             setattr(state, name, f[name].copy())
         state.t = meta["t"]

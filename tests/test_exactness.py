@@ -503,6 +503,38 @@ def test_copied_or_pickled_model_continues_bit_for_bit(optimizer):
     assert_matches_reference(whole, ref, optimizer)
 
 
+@pytest.mark.parametrize("first, second", [
+    ("l2", "l1"), (None, "elasticnet"), ("l1", "l1 x3"), ("elasticnet", "l2"),
+])
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
+def test_penalty_changed_between_calls_matches_the_dense_reference(optimizer, first,
+                                                                    second):
+    """A ``partial_fit`` after ``set_params(penalty=...)``: the model's records change
+    (``LazyModel.adapt_to``: the L1 record comes and goes) and its L1 total prices every
+    step at that step's strength, as the dense rule does. (Once, the first step of L1
+    clipped every weight by the L1 budget of every step before it.)"""
+    X, y, sw = sparse_problem(41, "log_loss")
+    orders = random_orders(41, len(y), 3)
+    Xc = csr_from_dense(X)
+
+    def strengths(penalty):
+        lam, lam1 = penalty_strengths(optimizer, penalty.split()[0] if penalty else None)
+        return lam, lam1 * (3.0 if penalty and penalty.endswith("x3") else 1.0)
+
+    model = _engine.LazyModel(optimizer, X.shape[1], 1)
+    ref = None
+    for penalty, epochs in [(first, orders[:1]), (second, orders[1:])]:
+        lam, lam1 = strengths(penalty)
+        settings_ = _engine.make_settings(optimizer, "log_loss", eta0=ETA0[optimizer],
+                                          lam=lam, lam1=lam1)
+        for order in epochs:
+            model.run_epoch(Xc, y, sw, order, settings_)
+        assert model.slots == RULES[optimizer].layout(lam1, 0)
+        ref = dense_fit(X, y, sw, epochs, optimizer, "log_loss", 1, eta0=ETA0[optimizer],
+                        lam=lam, lam1=lam1, state=ref)
+    assert_matches_reference(model, ref, optimizer)
+
+
 # --------------------------------------------------------------------------------------
 # Each optimizer learns.
 # --------------------------------------------------------------------------------------

@@ -46,16 +46,32 @@ def round_of(optimizer, X, y, **params):
     return settings, start, parts, masses, weights
 
 
-@pytest.mark.parametrize("optimizer", OPTIMIZERS)
-def test_every_slot_follows_its_documented_rule(optimizer):
+L1 = {"penalty": "l1", "alpha": 1e-3}
+# Settings whose records have, between them, every slot of every rule.
+SLOT_CASES = [(name, {}) for name in OPTIMIZERS] + [
+    ("sgd", L1), ("sgd", {"average": True}), ("adagrad", L1)]
+
+
+def test_slot_cases_cover_every_slot():
+    seen = {name: set() for name in OPTIMIZERS}
+    for optimizer, params in SLOT_CASES:
+        hp = settings_for(optimizer, **params).hp
+        seen[optimizer] |= set(RULES[optimizer].layout(hp[_spec.LAM1],
+                                                       hp[_spec.AVERAGE_START]))
+    assert seen == {name: set(rule.slots) for name, rule in RULES.items()}
+
+
+@pytest.mark.parametrize("optimizer, params", SLOT_CASES)
+def test_every_slot_follows_its_documented_rule(optimizer, params):
     X, y = problem()
-    settings, start, parts, masses, weights = round_of(optimizer, X, y)
+    settings, start, parts, masses, weights = round_of(optimizer, X, y, **params)
     out = _mixing.combine(start, parts, masses, weights, settings)
     start_n = _mixing.normalized(start)
     parts_n = [_mixing.normalized(m) for m in parts]
     shares = masses / np.where(masses.sum(0) > 0, masses.sum(0), 1.0)
     shares[:, masses.sum(0) == 0] = 0.5
-    for s, name in enumerate(RULES[optimizer].slots):
+    assert out.slots == start.slots
+    for s, name in enumerate(out.slots):
         rule = _mixing.SLOT_RULES[optimizer][name]
         got = out.P[:, 0, s]
         values = [m.P[:, 0, s] for m in parts_n]
@@ -70,13 +86,35 @@ def test_every_slot_follows_its_documented_rule(optimizer):
             expected = start_n.P[:, 0, s] + sum(v - start_n.P[:, 0, s] for v in values)
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
     assert out.t == start.t + sum(m.t - start.t for m in parts) == 2 * X.shape[0]
-    if "last" in RULES[optimizer].slots:
+    if "last" in out.slots:
         # Every feature up to date at the combined step (the "last" slot is a ledger).
-        last = out.P[:, 0, RULES[optimizer].slots.index("last")]
+        last = out.P[:, 0, out.slots.index("last")]
         np.testing.assert_array_equal(last, out.t)
     assert out.G[_spec.G_SCALE] == 1.0
     # The intercept is a feature of value 1 in every row: mixed by the rows' weight.
     np.testing.assert_allclose(out.B[0, 0, 0], (parts[0].B[0, 0, 0] + parts[1].B[0, 0, 0]) / 2)
+
+
+@pytest.mark.parametrize("optimizer, before, after", [
+    ("sgd", {}, L1), ("sgd", L1, {}), ("sgd", {}, {"average": True}),
+    ("adagrad", {}, L1), ("adagrad", L1, {}),
+])
+def test_a_round_whose_settings_change_the_records(optimizer, before, after):
+    """The start model has the records of earlier settings; a partition with no rows
+    never runs: both are given the round's records (LazyModel.adapt_to) before mixing."""
+    X, y = problem()
+    n = X.shape[0]
+    start = run(_engine.LazyModel(optimizer, X.shape[1], 1), settings_for(optimizer, **before),
+                X, y, np.arange(n))
+    settings = settings_for(optimizer, **after)
+    ran = run(start, settings, X, y, np.arange(n))
+    assert ran.slots != start.slots
+    m = mass(X, np.arange(n))
+    out = _mixing.combine(start, [ran, start], np.stack([m, 0 * m]), [float(n), 0.0],
+                          settings)
+    assert out.slots == ran.slots
+    np.testing.assert_allclose(out.coef, ran.coef, rtol=1e-12, atol=1e-15)
+    assert run(out, settings, X, y, np.arange(n)).is_finite()
 
 
 def test_adagrad_accumulator_is_start_plus_sum_of_increments():

@@ -35,11 +35,16 @@ class Rule:
 
     @property
     def slots(self):
+        """Every slot a record of this rule can have."""
         return self.module.SLOTS
 
-    @property
-    def n_slots(self):
-        return len(self.module.SLOTS)
+    def layout(self, lam1, average):
+        """The slots of a record under settings with L1 strength ``lam1`` and Polyak
+        averaging ``average``: only those the settings use. A record is read and written
+        at every touch of its feature, so its width is memory traffic: SGD's record is its
+        weight alone and Adagrad's 16 bytes, unless L1 or averaging needs more."""
+        layout = getattr(self.module, "layout", None)
+        return self.module.SLOTS if layout is None else layout(lam1, average)
 
 
 _ALL_PENALTIES = ("l2", "l1", "elasticnet", None)
@@ -77,14 +82,14 @@ def needs_timestamp(RULE):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def n_stored_units(RULE):
-    """How many leading slots are in stored units (multiplied when the scale is folded)."""
-    if RULE == SGD:
-        return sgd.N_STORED_UNITS
-    if RULE == ADAGRAD:
-        return adagrad.N_STORED_UNITS
+def n_stored_units(RULE, hp):
+    """How many leading slots are in stored units (multiplied when the scale is folded):
+    the rule's ``STORED`` slots in the record ``Rule.layout`` gives these settings (SGD's
+    and Adagrad's L1 record, the second slot, exists only with L1)."""
+    if RULE == SGD or RULE == ADAGRAD:
+        return 2 if hp[_spec.LAM1] > 0.0 else 1
     if RULE == FTRL:
-        return ftrl.N_STORED_UNITS
+        return 0
     return 1  # rmsprop, adadelta, adam: only the weight
 
 

@@ -18,7 +18,7 @@ from numba import njit
 
 NAME = "adadelta"
 SLOTS = ("w", "v", "delta", "last")  # "last": the timestamp, always the final slot
-N_STORED_UNITS = 1
+STORED = ("w",)  # slots that scale with the global weight-decay scale
 W, V, DELTA = 0, 1, 2
 
 

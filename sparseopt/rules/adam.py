@@ -37,7 +37,7 @@ from .powers import power, power_table
 
 NAME = "adam"
 SLOTS = ("w", "m", "v", "last")  # "last": the timestamp, always the final slot
-N_STORED_UNITS = 1
+STORED = ("w",)  # slots that scale with the global weight-decay scale
 W, M, V = 0, 1, 2
 
 # A term this much smaller than the weight, followed by a geometric tail with ratio

@@ -19,7 +19,7 @@ from numba import njit
 
 NAME = "ftrl"
 SLOTS = ("w", "z", "n")
-N_STORED_UNITS = 0  # FTRL's L2 is in its closed form: the global decay never runs
+STORED = ()  # FTRL's L2 is in its closed form: the global decay never runs
 W, Z, N = 0, 1, 2
 
 

@@ -15,7 +15,7 @@ from numba import njit
 
 NAME = "rmsprop"
 SLOTS = ("w", "v", "last")  # "last": the timestamp, always the final slot
-N_STORED_UNITS = 1
+STORED = ("w",)  # slots that scale with the global weight-decay scale
 W, V = 0, 1
 
 

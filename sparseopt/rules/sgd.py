@@ -4,11 +4,13 @@ Dense rule for a weight ``w`` at step t (``c = 1 - eta*lam`` is the decoupled de
 
     w = c*w - eta*g
 
-L1 (as scikit-learn's ``SGDClassifier``): a running budget ``U = sum eta_s*lam1`` and a
-per-weight record ``q`` of the penalty actually applied; after each step the weight is
-clipped towards zero by what it is still owed, never past zero. Both are kept in stored
-(unscaled) units, ``sum eta_s*lam1/scale_s``, which is what makes the lazy form exact
-when weight decay runs too: the clip commutes with the global scale.
+L1 (as scikit-learn's ``SGDClassifier``): a running budget ``U = sum eta_s*lam1_s`` (the
+engine's L1 total, ``lam1`` folded in, so a ``lam1`` changed between calls prices each
+step at its own strength) and a per-weight record ``q`` of the penalty actually applied;
+after each step the weight is clipped towards zero by what it is still owed, never past
+zero. Both are kept in stored (unscaled) units, ``sum eta_s*lam1_s/scale_s``, which is
+what makes the lazy form exact when weight decay runs too: the clip commutes with the
+global scale.
 
 Nothing happens to an untouched weight but the global decay, so SGD needs no catch-up
 beyond settling the pending L1 clip.
@@ -24,8 +26,20 @@ from numba import njit
 
 NAME = "sgd"
 SLOTS = ("w", "q", "avg")
-N_STORED_UNITS = 2  # w and q scale with the global weight-decay scale; avg is in true units
-W, Q, AVG = 0, 1, 2
+STORED = ("w", "q")  # scale with the global weight-decay scale; avg is in true units
+# A record holds the slots its settings use (see ``layout``): L1 and averaging never run
+# together, so "q" and "avg" share the second slot.
+W, Q, AVG = 0, 1, 1
+
+
+def layout(lam1, average):
+    """The slots of a record: the weight alone (8 bytes per feature) unless L1 or
+    averaging needs its record."""
+    if lam1 > 0.0:
+        return ("w", "q")
+    if average:
+        return ("w", "avg")
+    return ("w",)
 
 
 @njit(cache=True, error_model="numpy")
@@ -46,11 +60,11 @@ def cumulative_l1(P, j, k, budget):
 @njit(cache=True, inline="always", error_model="numpy")
 def catch_up(P, j, k, lam1, l1_total):
     if lam1 > 0.0:
-        cumulative_l1(P, j, k, lam1 * l1_total)
+        cumulative_l1(P, j, k, l1_total)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
 def step(P, j, k, g, eta, inv_scale, lam1, l1_total):
     P[j, k, W] -= eta * g * inv_scale
     if lam1 > 0.0:
-        cumulative_l1(P, j, k, lam1 * l1_total)
+        cumulative_l1(P, j, k, l1_total)

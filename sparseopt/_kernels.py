@@ -318,7 +318,10 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id
             _catch_up_feature(RULE, P, j, t - 1, inv_prev, c_const, hp, l1_prev, table,
                               racing)
             margin += P[j, 0, 0] * data[p]
-        z[0] = margin * scale_prev + B[0, 0, 0]
+        # And the loss inlined (it is a binary or regression loss: multinomial has two
+        # outputs or more), not a call through the z and dl arrays.
+        value, dl[0] = losses.binary_loss_grad(loss_id, margin * scale_prev + B[0, 0, 0],
+                                               y[i], hp[_spec.LOSS_PARAM])
     else:
         for k in range(n_out):
             z[k] = 0.0
@@ -331,8 +334,9 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id
                 z[k] += P[j, k, 0] * x
         for k in range(n_out):
             z[k] = z[k] * scale_prev + B[0, k, 0]
+        value = losses.row_loss_grad(loss_id, z, y[i], hp[_spec.LOSS_PARAM], dl)
     s = sw[i]
-    loss = s * losses.row_loss_grad(loss_id, z, y[i], hp[_spec.LOSS_PARAM], dl)
+    loss = s * value
     for k in range(n_out):
         dl[k] *= s  # the weighted loss's derivatives from here on
 

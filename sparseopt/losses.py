@@ -3,7 +3,7 @@
 All functions are numerically safe for margins of any size: no ``exp`` of a large
 positive number and no ``log(0)``. ``row_loss_grad`` is what the kernels call once per
 row; it fills ``dl[k]`` with the derivative of the loss with respect to margin ``k`` and
-returns the loss value.
+returns the loss value. With one output they inline ``binary_loss_grad`` instead.
 
 Targets: regression losses take the real target; classification losses take the class
 index. With one output the index is the binary target in {0, 1}; with K > 1 outputs and a
@@ -20,23 +20,16 @@ from . import _spec
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def sigmoid(z):
-    """Logistic function without overflow: only ever exponentiates a non-positive number."""
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
+def log_loss_and_dloss(z, target):
+    """``-log p(target)`` with ``p = sigmoid(z)``, and its derivative ``p - target``.
 
-
-@njit(cache=True, inline="always", error_model="numpy")
-def log_loss(z, target):
-    """``-log p(target)`` with ``p = sigmoid(z)``, written as ``log1p(exp(-|z|))``."""
-    return math.log1p(math.exp(-abs(z))) + max(z, 0.0) - target * z
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def log_dloss(z, target):
-    return sigmoid(z) - target
+    Both from one ``e = exp(-|z|)``, never of a positive number: the loss as
+    ``log1p(e) + max(z, 0) - target*z``, ``p`` as ``1/(1 + e)`` or ``e/(1 + e)``. (The
+    loss and the sigmoid each took their own ``exp``: a second one in every row.)
+    """
+    e = math.exp(-abs(z))
+    p = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
+    return math.log1p(e) + max(z, 0.0) - target * z, p - target
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -115,10 +108,10 @@ def epsilon_insensitive_dloss(z, y, c):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _binary_loss_grad(loss_id, z, target, c):
+def binary_loss_grad(loss_id, z, target, c):
     """Loss value and derivative of one scalar output."""
     if loss_id == _spec.LOG_LOSS:
-        return log_loss(z, target), log_dloss(z, target)
+        return log_loss_and_dloss(z, target)
     if loss_id == _spec.SQUARED_ERROR:
         return squared_error(z, target), squared_error_dloss(z, target)
     if loss_id == _spec.HINGE:
@@ -151,14 +144,14 @@ def row_loss_grad(loss_id, z, y, c, dl):
         dl[label] -= 1.0
         return zmax + math.log(total) - z[label]
     if n_out == 1:
-        value, dl[0] = _binary_loss_grad(loss_id, z[0], y, c)
+        value, dl[0] = binary_loss_grad(loss_id, z[0], y, c)
         return value
     # K > 1 with a binary loss: independent one-vs-rest outputs.
     value = 0.0
     label = int(y)
     for k in range(n_out):
         target = 1.0 if k == label else 0.0
-        v, dl[k] = _binary_loss_grad(loss_id, z[k], target, c)
+        v, dl[k] = binary_loss_grad(loss_id, z[k], target, c)
         value += v
     return value
 

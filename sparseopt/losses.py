@@ -3,7 +3,8 @@
 All functions are numerically safe for margins of any size: no ``exp`` of a large
 positive number and no ``log(0)``. ``row_loss_grad`` is what the kernels call once per
 row; it fills ``dl[k]`` with the derivative of the loss with respect to margin ``k`` and
-returns the loss value. With one output they inline ``binary_loss_grad`` instead.
+returns the loss value. With one output and the log loss they inline
+``log_loss_and_dloss`` instead.
 
 Targets: regression losses take the real target; classification losses take the class
 index. With one output the index is the binary target in {0, 1}; with K > 1 outputs and a
@@ -108,7 +109,7 @@ def epsilon_insensitive_dloss(z, y, c):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def binary_loss_grad(loss_id, z, target, c):
+def _binary_loss_grad(loss_id, z, target, c):
     """Loss value and derivative of one scalar output."""
     if loss_id == _spec.LOG_LOSS:
         return log_loss_and_dloss(z, target)
@@ -144,14 +145,14 @@ def row_loss_grad(loss_id, z, y, c, dl):
         dl[label] -= 1.0
         return zmax + math.log(total) - z[label]
     if n_out == 1:
-        value, dl[0] = binary_loss_grad(loss_id, z[0], y, c)
+        value, dl[0] = _binary_loss_grad(loss_id, z[0], y, c)
         return value
     # K > 1 with a binary loss: independent one-vs-rest outputs.
     value = 0.0
     label = int(y)
     for k in range(n_out):
         target = 1.0 if k == label else 0.0
-        v, dl[k] = binary_loss_grad(loss_id, z[k], target, c)
+        v, dl[k] = _binary_loss_grad(loss_id, z[k], target, c)
         value += v
     return value
 

@@ -22,7 +22,19 @@ on ``bench.speed``'s matrix, in rounds that alternate (medians over the rounds):
 * **sparseopt's Adagrad**: the kernel epochs (``LazyModel.run_epoch``) of a
   ``SparseClassifier()`` fit with its defaults.
 
-Writes ``floors.md`` and ``floors.json`` to ``--out``.
+And what two threads can give (with two usable cores): the plain step in Hogwild's
+shape, threads taking blocks of 64 rows of the order from an atomic counter, as the
+kernel's threads do:
+
+* **plain Adagrad in blocks, 1 thread**: the yardstick of the two below (the same loop);
+* **2 threads, shared records**: both write the same records, as Hogwild's threads do
+  (the records of the frequent columns at nearly every row);
+* **2 threads, own records**: each thread its own records, nothing written in common:
+  what the two cores give to this loop when no cache line has to move between them;
+* **sparseopt's Adagrad, 2 threads**: the kernel's Hogwild epochs (``n_jobs=2``).
+
+With the host's state (``bench.host.handoff_ns``) before each round. Writes
+``floors.md`` and ``floors.json`` to ``--out``.
 """
 
 import argparse
@@ -31,28 +43,29 @@ import math
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from sparseopt._llvm import prefetch
+from sparseopt._kernels import HOGWILD_BLOCK
+from sparseopt._llvm import fetch_add, prefetch
 
 # Records of the arithmetic loop: 1,024 of 16 bytes stay in a 32 KB first-level cache.
 _L1_RECORDS = 1023  # a mask
 
 
-@njit(cache=True, error_model="numpy")
-def _passes(indptr, indices, data, order, P, mask, with_sqrt):
-    """Adagrad's two passes over every row of ``order`` on the records ``P`` (``(n, s)``,
-    s >= 2: weight, sum of squared gradients, then slots this loop does not touch), feature
-    ``j`` at record ``j & mask``; the step
-    with its square root and division when ``with_sqrt``, else a multiply. Returns the
-    sum of the margins (so that nothing is optimized away)."""
+@njit(cache=True, inline="always", error_model="numpy")
+def _rows(indptr, indices, data, order, lo, hi, P, mask, with_sqrt):
+    """Adagrad's two passes over the rows ``order[lo:hi]`` on the records ``P`` (``(n,
+    s)``, s >= 2: weight, sum of squared gradients, then slots this loop does not touch),
+    feature ``j`` at record ``j & mask``; the step with its square root and division
+    when ``with_sqrt``, else a multiply. Returns the sum of the margins (so that nothing
+    is optimized away)."""
     flat = P.reshape(P.size)
     width = P.shape[1]
-    n = order.shape[0]
     total = 0.0
-    for r in range(n):
-        if r + 2 < n:  # the records of the row two ahead, as the kernel asks for them
+    for r in range(lo, hi):
+        if r + 2 < hi:  # the records of the row two ahead, as the kernel asks for them
             ahead = order[r + 2]
             for q in range(indptr[ahead], indptr[ahead + 1]):
                 first = width * (indices[q] & mask)
@@ -76,19 +89,67 @@ def _passes(indptr, indices, data, order, P, mask, with_sqrt):
     return total
 
 
+@njit(cache=True, error_model="numpy")
+def _passes(indptr, indices, data, order, P, mask, with_sqrt):
+    """``_rows`` over every row of ``order``."""
+    return _rows(indptr, indices, data, order, 0, order.shape[0], P, mask, with_sqrt)
+
+
+@njit(cache=True, error_model="numpy")
+def _lane(indptr, indices, data, order, P, next_block, rows_done, lane):
+    """One thread's share: blocks of ``HOGWILD_BLOCK`` positions of ``order`` from the
+    counter ``next_block[0]`` until none are left, the plain step on each (``_rows``, no
+    prefetch across a block's end); the rows it ran go to ``rows_done[lane]`` (once, at
+    the end: a per-block write would share a cache line with the other lanes')."""
+    n = order.shape[0]
+    n_blocks = (n + HOGWILD_BLOCK - 1) // HOGWILD_BLOCK
+    everywhere = np.int64(2**62 - 1)
+    total = 0.0
+    rows = 0
+    blk = fetch_add(next_block, 0, 1)
+    while blk < n_blocks:
+        lo = blk * HOGWILD_BLOCK
+        hi = min(lo + HOGWILD_BLOCK, n)
+        total += _rows(indptr, indices, data, order, lo, hi, P, everywhere, True)
+        rows += hi - lo
+        blk = fetch_add(next_block, 0, 1)
+    rows_done[lane] = rows
+    return total
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _passes_threads(indptr, indices, data, order, records, n_threads):
+    """The plain step over every row of ``order`` on ``n_threads`` threads (``_lane``);
+    thread ``lane`` writes ``records[lane % len(records)]``: one array of records for
+    all, shared, or one each. Returns the rows each thread ran."""
+    next_block = np.zeros(1, dtype=np.int64)
+    rows_done = np.zeros(n_threads, dtype=np.int64)
+    for lane in prange(n_threads):
+        _lane(indptr, indices, data, order, records[lane % records.shape[0]], next_block,
+              rows_done, lane)
+    return rows_done
+
+
 def _seconds(fn, *args):
     start = time.perf_counter()
     fn(*args)
     return time.perf_counter() - start
 
 
-def measure(X, y, rounds=5, seed=0, log=print):
+def measure(X, y, rounds=5, seed=0, log=print, threads=None):
     """Seconds of each part (medians over ``rounds`` alternating rounds, and every
-    value) and nanoseconds per nonzero; see the module docstring."""
+    value) and nanoseconds per nonzero, and the two-thread parts' speed-ups (medians of
+    the rounds' ratios) when ``threads`` (default: with two threads available); see the
+    module docstring. Returns ``(parts, probes)``: the host's nanoseconds per cache-line
+    move before each round (empty without threads)."""
     from sparseopt import SparseClassifier, _engine
     from sparseopt.rules import RULES
 
+    from .host import handoff_ns
     from .speed import EpochClock, _median, matvec_seconds
+
+    if threads is None:
+        threads = numba.config.NUMBA_NUM_THREADS >= 2
 
     width = len(RULES["adagrad"].layout(0.0, 0))  # the default fit's record, in float64s
 
@@ -100,14 +161,22 @@ def measure(X, y, rounds=5, seed=0, log=print):
     # epochs: a fresh array would count its first-touch page faults.
     records = {everywhere: np.zeros((n_features, width)),
                np.int64(_L1_RECORDS): np.zeros((_L1_RECORDS + 1, width))}
+    # Every pass starts from the same small random weights (sums of squares 0): from all
+    # zeros every margin would be 0, every step 0, and the square root and division would
+    # take only zeros, which a divider may take faster (a kernel's epochs do not).
+    start = np.zeros((n_features, width))
+    start[:, 0] = np.random.RandomState(seed).normal(0.0, 0.01, n_features)
+
+    def restart(P):
+        P[:] = start[:P.shape[-2]]
 
     def passes(mask, with_sqrt):
         P = records[mask]
-        P[:] = 0.0
+        restart(P)
         return _seconds(_passes, X.indptr, X.indices, X.data, order, P, mask, with_sqrt)
 
-    def adagrad():
-        est = SparseClassifier(max_iter=4, tol=None, random_state=seed)
+    def adagrad(n_jobs=None):
+        est = SparseClassifier(max_iter=4, tol=None, random_state=seed, n_jobs=n_jobs)
         with EpochClock() as clock:
             est.fit(X, y)
         return [end - start for start, end, _ in sorted(clock.calls)[1:3]]
@@ -119,14 +188,39 @@ def measure(X, y, rounds=5, seed=0, log=print):
         "plain Adagrad": lambda: [passes(everywhere, True)],
         "sparseopt's Adagrad": adagrad,
     }
+    if threads:
+        shared = np.zeros((1, n_features, width))  # made once, as ``records`` above
+        own = np.zeros((2, n_features, width))
+
+        def in_blocks(n_threads, P):
+            restart(P)
+            numba.set_num_threads(n_threads)
+            start = time.perf_counter()
+            rows = _passes_threads(X.indptr, X.indices, X.data, order, P, n_threads)
+            seconds = time.perf_counter() - start
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+            if rows.sum() != order.shape[0]:  # every row once, whichever thread ran it
+                raise RuntimeError(f"the threads ran {rows} rows of {order.shape[0]}")
+            return [seconds]
+
+        parts.update({
+            "plain Adagrad in blocks, 1 thread": lambda: in_blocks(1, shared),
+            "2 threads, shared records": lambda: in_blocks(2, shared),
+            "2 threads, own records": lambda: in_blocks(2, own),
+            "sparseopt's Adagrad, 2 threads": lambda: adagrad(n_jobs=2),
+        })
     for fn in parts.values():  # compiled or loaded from the cache before the clock
         fn()
     times = {name: [] for name in parts}
+    probes = []
     for k in range(rounds):
+        if threads:
+            probes.append(handoff_ns())
         for name, fn in parts.items():
             times[name] += fn()
         log(f"round {k + 1}/{rounds}: " + ", ".join(
-            f"{name} {times[name][-1] * 1e3:.1f} ms" for name in parts))
+            f"{name} {times[name][-1] * 1e3:.1f} ms" for name in parts)
+            + (f"; a cache line's move {probes[-1]:.0f} ns before it" if threads else ""))
     out = {}
     for name, values in times.items():
         sec = _median(values)
@@ -134,7 +228,24 @@ def measure(X, y, rounds=5, seed=0, log=print):
     floor = out["mat-vec"]["seconds"]
     for part in out.values():
         part["x_matvec"] = part["seconds"] / floor
-    return out
+    if threads:
+        # Speed-ups within each round (both sides under the same state of the host).
+        pairs = {"2 threads, shared records": "plain Adagrad in blocks, 1 thread",
+                 "2 threads, own records": "plain Adagrad in blocks, 1 thread",
+                 "sparseopt's Adagrad, 2 threads": "sparseopt's Adagrad"}
+        # A round is near when its probe is at most twice the fastest (bench.speed's
+        # split; the state can also change within a round).
+        near = [v <= 2.0 * min(probes) for v in probes]
+        for two, one in pairs.items():
+            # sparseopt's parts have two epochs per round: epoch by epoch.
+            ratios = [a / b for a, b in zip(times[one], times[two])]
+            per_round = len(ratios) // len(probes)
+            out[two]["speedup"] = _median(ratios)
+            out[two]["speedups"] = ratios
+            for state, wanted in (("near", True), ("far", False)):
+                these = [v for k, v in enumerate(ratios) if near[k // per_round] == wanted]
+                out[two][state] = _median(these) if these else None
+    return out, probes
 
 
 def report(result):
@@ -150,6 +261,25 @@ def report(result):
     for name, part in m.items():
         lines.append(f"| {name} | {part['seconds']:.4g} | {part['ns_per_nnz']:.2f} | "
                      f"{part['x_matvec']:.2f} |")
+    threaded = [name for name, part in m.items() if "speedup" in part]
+    if threaded:
+        probes = result["handoff_ns"]
+        lines += ["", "Two threads against one, within each round (median of the rounds' "
+                  "ratios, then each round's), and the host's state before each round "
+                  "(`bench.host.handoff_ns`, nanoseconds per move of a cache line between "
+                  "the cores): " + ", ".join(f"{v:.0f}" for v in probes) + "; near rounds: "
+                  "a probe at most twice the fastest.", "",
+                  "| two threads | against | speed-up | near / far rounds | per round |",
+                  "|---|---|---|---|---|"]
+        against = {"2 threads, shared records": "plain Adagrad in blocks, 1 thread",
+                   "2 threads, own records": "plain Adagrad in blocks, 1 thread",
+                   "sparseopt's Adagrad, 2 threads": "sparseopt's Adagrad"}
+        for name in threaded:
+            part = m[name]
+            split = " / ".join("-" if part[k] is None else f"{part[k]:.2f}x"
+                               for k in ("near", "far"))
+            lines.append(f"| {name} | {against[name]} | {part['speedup']:.2f}x | {split} | "
+                         + ", ".join(f"{v:.2f}x" for v in part["speedups"]) + " |")
     lines += ["", f"6x the mat-vec is {six:.2f} ns per nonzero. The memory a step touches "
               f"takes {m['memory']['ns_per_nnz']:.2f} ns of it without any arithmetic, the "
               f"square root and division {m['arithmetic']['ns_per_nnz']:.2f} ns without "
@@ -174,10 +304,10 @@ def main(argv=None):
     if args.data is None and not args.quick and FULL_DATA.exists():
         args.data = str(FULL_DATA)
     X, _, y, _, description = load_data(args.data, args.quick)
-    parts = measure(X, y, args.rounds)
+    parts, probes = measure(X, y, args.rounds)
     result = {"machine": f"{_cpu_model()}, {usable_cores()} usable cores",
               "git": _git_state(), "data": description, "nnz": int(X.nnz),
-              "rounds": args.rounds, "parts": parts}
+              "rounds": args.rounds, "parts": parts, "handoff_ns": probes}
     markdown = report(result)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.out, "floors.md").write_text(markdown)

@@ -3,11 +3,12 @@ every part. Nothing here asserts how fast anything is."""
 
 import math
 
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from bench.floors import _passes, measure, report
+from bench.floors import _passes, _passes_threads, measure, report
 from bench.speed import generate_matrix
 
 
@@ -42,15 +43,55 @@ def test_passes_take_adagrads_step_on_the_records(with_sqrt, mask):
     assert np.all(P[:, 1] >= P0[:, 1]) and np.any(P[:, 1] > P0[:, 1])  # steps were taken
 
 
-def test_measure_reports_every_part():
+@pytest.mark.parametrize("n_threads, n_records", [(1, 1), (2, 1), (2, 2)])
+def test_threads_run_every_row_once(n_threads, n_records):
+    """Hogwild's shape: blocks from a counter, every row run by exactly one thread; with
+    one thread, the same step as ``_passes`` over the same order."""
+    if numba.config.NUMBA_NUM_THREADS < n_threads:
+        pytest.skip("needs two threads")
+    rng = np.random.RandomState(1)
+    X = sp.random(1000, 40, density=0.1, format="csr", random_state=rng)
+    order = rng.permutation(1000).astype(np.int64)
+    records = np.zeros((n_records, 40, 2))
+    records[:, :, 0] = rng.normal(0.0, 0.1, 40)  # from zeros, every step would be 0
+    start = records[0].copy()
+    numba.set_num_threads(n_threads)
+    try:
+        rows = _passes_threads(X.indptr, X.indices, X.data, order, records, n_threads)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert rows.sum() == 1000 and rows.shape == (n_threads,)
+    if n_threads == 1:
+        P = start.copy()
+        _passes(X.indptr, X.indices, X.data, order, P, np.int64(2**62 - 1), True)
+        np.testing.assert_array_equal(records[0], P)
+    touched = np.unique(X.indices)
+    # Every record a thread ran a row of was stepped: each thread's own, or the shared.
+    assert np.all(records.sum(axis=0)[touched, 1] > 0)
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_measure_reports_every_part(threads):
+    if threads and numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two threads")
     X, _, y, _ = generate_matrix(3000, 2**12, random_state=0, n_test=10)
-    result = measure(X, y, rounds=1, log=lambda *a: None)
+    result, probes = measure(X, y, rounds=1, log=lambda *a: None, threads=threads)
     names = ["mat-vec", "memory", "arithmetic", "plain Adagrad", "sparseopt's Adagrad"]
+    if threads:
+        names += ["plain Adagrad in blocks, 1 thread", "2 threads, shared records",
+                  "2 threads, own records", "sparseopt's Adagrad, 2 threads"]
     assert list(result) == names
     for name in names:
         part = result[name]
         assert part["seconds"] > 0 and part["ns_per_nnz"] > 0, (name, part)
     assert result["mat-vec"]["x_matvec"] == 1.0
+    assert len(probes) == (1 if threads else 0)
+    for name in names[5:]:
+        if name != "plain Adagrad in blocks, 1 thread":
+            assert result[name]["speedup"] > 0 and len(result[name]["speedups"]) >= 1
+            assert result[name]["near"] == result[name]["speedup"]  # one round: the fastest
+            assert result[name]["far"] is None
     text = report({"machine": "m", "git": "g", "data": "d", "nnz": X.nnz, "rounds": 1,
-                   "parts": result})
+                   "parts": result, "handoff_ns": probes})
     assert "6x the mat-vec is" in text and "| sparseopt's Adagrad |" in text
+    assert ("| 2 threads, shared records |" in text) == threads

@@ -185,11 +185,17 @@ def test_pickle_and_safe_files_round_trip(tmp_path):
         with np.load(path, allow_pickle=False) as f:
             assert "meta" in f.files
     # A loaded model continues exactly like the original (Adam: its catch-up reads the
-    # timestamps kept in the records, and they travel with them).
-    for optimizer in ("adagrad", "adam"):
-        clf = SparseClassifier(optimizer=optimizer, random_state=0, shuffle=False).fit(X, y)
+    # timestamps kept in the records, and they travel with them; the records' slots
+    # depend on the settings, L1's snapshot and SGD's Polyak sums, and their names travel
+    # with them: a load that misnamed them would start the L1 or the average afresh).
+    for params in ({"optimizer": "adagrad"}, {"optimizer": "adam"},
+                   {"optimizer": "adagrad", "penalty": "l1", "alpha": 1e-3},
+                   {"optimizer": "sgd", "penalty": "l1", "alpha": 1e-3},
+                   {"optimizer": "sgd", "average": True}):
+        clf = SparseClassifier(**params, random_state=0, shuffle=False).fit(X, y)
         sparseopt.save(clf, tmp_path / "c.npz")
         loaded = sparseopt.load(tmp_path / "c.npz")
+        assert loaded._model.slots == clf._model.slots
         clf.partial_fit(X[:7], y[:7])  # a few rows: most features fall behind
         loaded.partial_fit(X[:7], y[:7])
         clf.partial_fit(X, y)

@@ -75,12 +75,17 @@ def _prefetch_ahead(indptr, indices, data, order, x_at, records_at, flat_P, reco
         prefetch(data, indptr[i])
     if records_at >= 0:
         i = order[records_at]
-        for q in range(indptr[i], indptr[i + 1]):
-            j = indices[q]
-            first = j * record
-            for e in range(first, first + record, 8):
-                prefetch(flat_P, e)
-            prefetch(flat_P, first + record - 1)
+        if record <= 8:  # at most two lines: no loop per feature
+            for q in range(indptr[i], indptr[i + 1]):
+                first = indices[q] * record
+                prefetch(flat_P, first)
+                prefetch(flat_P, first + record - 1)
+        else:
+            for q in range(indptr[i], indptr[i + 1]):
+                first = indices[q] * record
+                for e in range(first, first + record, 8):
+                    prefetch(flat_P, e)
+                prefetch(flat_P, first + record - 1)
 
 
 @njit(cache=True, inline="always", error_model="numpy")

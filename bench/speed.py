@@ -415,7 +415,8 @@ BUDGET = 60.0
 MIN_FITS = 2
 
 
-def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=(), probe=None):
+def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=(), probe=None,
+                     after=None):
     """Per-epoch seconds of ``make(max_iter)`` through its ``fit``, and of its kernel.
 
     ``make`` may also be a dict of such callables: their fits then alternate (one fit of
@@ -428,7 +429,9 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=(), probe=None)
     such as the floors, that are to meet the same load). ``probe``: a callable run just
     before and just after each fit that runs more than one thread (the host's state
     around it, see :func:`by_handoff`); its values are kept per fit, in order, as
-    ``"probes"`` of the timings of those configurations.
+    ``"probes"`` of the timings of those configurations. ``after``: a callable of a
+    configuration's key and its fitted estimator, run after each fit, outside the clock;
+    its values other than None are kept per fit, in order, as ``"after"``.
 
     Up to ``repeats`` fits of ``FIT_EPOCHS`` epochs (no more once ``budget`` seconds are
     spent and ``MIN_FITS`` are done); epochs 2 and 3 of each are timed from start to next
@@ -442,6 +445,7 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=(), probe=None)
     epochs = {key: [] for key in makes}
     kernel = {key: [] for key in makes}
     probes = {key: [] for key in makes}
+    afters = {key: [] for key in makes}
     last = dict.fromkeys(makes)
     fallback = {}
     start = _now()
@@ -463,6 +467,9 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=(), probe=None)
             if probed:
                 probes[key].append([before, probe()])
             last[key] = ests[0]
+            value = None if after is None else after(key, ests[0])
+            if value is not None:
+                afters[key].append(value)
             by_thread = {}
             for start, end, thread in sorted(clock.calls):
                 by_thread.setdefault(thread, []).append((start, end))
@@ -484,7 +491,8 @@ def estimator_epochs(make, X, y, repeats, budget=BUDGET, between=(), probe=None)
         key: fallback.get(key) or (
             {"seconds_per_epoch": _median(epochs[key]), "all": epochs[key],
              "method": "start to next start of epochs 2 and 3 of 4-epoch fits",
-             **({"probes": probes[key]} if probes[key] else {})},
+             **({"probes": probes[key]} if probes[key] else {}),
+             **({"after": afters[key]} if afters[key] else {})},
             {"seconds_per_epoch": _median(kernel[key]), "all": kernel[key]}, last[key])
         for key in makes
     }
@@ -766,8 +774,11 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
     between = [lambda name=name, fn=fn: paired[name].extend(fn())
                for name, fn in floors.items()]
     # The host's state around each fit: a cache line's move between the cores.
+    # Every all-cores fit's test loss: Hogwild's interleaving differs from fit to fit,
+    # so one fit's difference to the (deterministic) one-thread fit is one draw of it.
     results = estimator_epochs(makes, X, y, repeats, between=between,
-                               probe=handoff_probe if n_cores > 1 else None)
+                               probe=handoff_probe if n_cores > 1 else None,
+                               after=lambda key, est: test_loss(est) if key == -1 else None)
     entry["floors"] = {name: {"seconds": _median(values), "all": values}
                        for name, values in paired.items()}
     at_once = results.pop("at once", None)
@@ -786,6 +797,8 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
     entry["speedup_per_epoch"] = {"min": min(per_epoch), "max": max(per_epoch)}
     entry["test_loss_all_cores_vs_one"] = (all_cores["test_log_loss"]
                                            / one["test_log_loss"] - 1.0)
+    entry["test_loss_all_cores_fits"] = [v / one["test_log_loss"] - 1.0
+                                         for v in all_cores.get("after", [])]
     # What the comparison is worth: the same one-thread fit with another random_state (a
     # different shuffle) moves the test loss too.
     other = make(results[1][2].max_iter, random_state=seed + 1).fit(X, y)
@@ -1191,7 +1204,10 @@ def report(r):
                          f"{alongside} |")
     lines += ["", "## All cores (Hogwild) against one thread", "",
               f"n_jobs=-1 runs {m['usable_cores']} lock-free threads over blocks of rows. Test "
-              "log loss of the last timed fit (4 epochs) of each.", "",
+              "log loss of the last timed fit (4 epochs) of each; 'every fit': the "
+              "difference of each timed all-cores fit (Hogwild's interleaving differs "
+              "from fit to fit; the one-thread fit is the same every time), median "
+              "(min to max).", "",
               "Ceiling: as many independent one-thread fits at once as there are cores, "
               "each its own model, sharing only X (`fit_at_once`): the speed-up the "
               "cores give when no weight is shared, against the same fit alone. Last "
@@ -1205,8 +1221,8 @@ def report(r):
     lines += _handoff_lines(r, d)
     lines += ["", "| optimizer | speed-up | near / far (fits) | per epoch, min-max | "
               "ceiling | near / far (fits) | test log loss n_jobs=1 "
-              "| n_jobs=-1 | difference | n_jobs=1, random_state + 1 |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| n_jobs=-1 | difference | every fit | n_jobs=1, random_state + 1 |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for opt, e in r["optimizers"].items():
         if "error" in e:
             continue
@@ -1220,6 +1236,7 @@ def report(r):
                      f"{e['n_jobs=1']['test_log_loss']:.5f} | "
                      f"{e['n_jobs=-1']['test_log_loss']:.5f} | "
                      f"{100 * e['test_loss_all_cores_vs_one']:+.2f}% | "
+                     f"{_every_fit(e.get('test_loss_all_cores_fits'))} | "
                      f"{100 * e.get('test_loss_other_seed_vs_one', float('nan')):+.2f}% |")
 
     lines += _sharing_lines(r["sharing"])
@@ -1246,6 +1263,14 @@ def _near_far(split):
     return " / ".join(
         f"{_s(split[k]['speedup']) + 'x' if split[k]['speedup'] else '-'} "
         f"({split[k]['fits']})" for k in ("near", "far"))
+
+
+def _every_fit(diffs):
+    """Median (min to max) of relative differences, in percent, and their count."""
+    if not diffs:
+        return ""
+    return (f"{100 * _median(diffs):+.2f}% ({100 * min(diffs):+.2f}% to "
+            f"{100 * max(diffs):+.2f}%, {len(diffs)} fits)")
 
 
 def _handoff_lines(r, d):

@@ -59,6 +59,10 @@ def test_every_optimizer_has_finite_positive_seconds(quick_run):
             assert _positive(entry[key]["ns_per_nnz"]), (opt, key, entry[key])
         assert _positive(entry["first_fit_seconds"]), (opt, entry)
         assert abs(entry["test_loss_other_seed_vs_one"]) < 1.0, (opt, entry)
+        # Every timed all-cores fit's test loss, the last one's as in the table.
+        fits = entry["test_loss_all_cores_fits"]
+        assert len(fits) == len(entry["n_jobs=-1"]["all"]) // 2, (opt, fits)
+        assert fits[-1] == entry["test_loss_all_cores_vs_one"], (opt, fits)
         # The ratios are to yardsticks timed in the same rounds as the optimizer's fits:
         # one entry per round (two timed epochs per fit), three SGDClassifier pairs each
         # with --quick.

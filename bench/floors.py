@@ -145,7 +145,7 @@ def measure(X, y, rounds=5, seed=0, log=print, threads=None):
     from sparseopt import SparseClassifier, _engine
     from sparseopt.rules import RULES
 
-    from .host import handoff_ns
+    from .host import handoff_ns, near_limit
     from .speed import EpochClock, _median, matvec_seconds
 
     if threads is None:
@@ -233,10 +233,12 @@ def measure(X, y, rounds=5, seed=0, log=print, threads=None):
         pairs = {"2 threads, shared records": "plain Adagrad in blocks, 1 thread",
                  "2 threads, own records": "plain Adagrad in blocks, 1 thread",
                  "sparseopt's Adagrad, 2 threads": "sparseopt's Adagrad"}
-        # A round is near when its probe is at most twice the fastest (bench.speed's
-        # split; the state can also change within a round).
-        near = [v <= 2.0 * min(probes) for v in probes]
+        # A round is near as bench.speed's fits are (``near_limit``; the state can also
+        # change within a round).
+        limit = near_limit(probes)
+        near = [v <= limit for v in probes]
         for two, one in pairs.items():
+            out[two]["against"] = one
             # sparseopt's parts have two epochs per round: epoch by epoch.
             ratios = [a / b for a, b in zip(times[one], times[two])]
             per_round = len(ratios) // len(probes)
@@ -271,14 +273,11 @@ def report(result):
                   "a probe at most twice the fastest.", "",
                   "| two threads | against | speed-up | near / far rounds | per round |",
                   "|---|---|---|---|---|"]
-        against = {"2 threads, shared records": "plain Adagrad in blocks, 1 thread",
-                   "2 threads, own records": "plain Adagrad in blocks, 1 thread",
-                   "sparseopt's Adagrad, 2 threads": "sparseopt's Adagrad"}
         for name in threaded:
             part = m[name]
             split = " / ".join("-" if part[k] is None else f"{part[k]:.2f}x"
                                for k in ("near", "far"))
-            lines.append(f"| {name} | {against[name]} | {part['speedup']:.2f}x | {split} | "
+            lines.append(f"| {name} | {part['against']} | {part['speedup']:.2f}x | {split} | "
                          + ", ".join(f"{v:.2f}x" for v in part["speedups"]) + " |")
     lines += ["", f"6x the mat-vec is {six:.2f} ns per nonzero. The memory a step touches "
               f"takes {m['memory']['ns_per_nnz']:.2f} ns of it without any arithmetic, the "

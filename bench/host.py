@@ -43,6 +43,13 @@ def _take_turns(counter, n):
     return counter[1] == 0
 
 
+def near_limit(probes):
+    """The slowest move that still counts as "near": twice the fastest of ``probes``
+    (finite ones; the host's two states differ about 7-fold here). A timing taken while
+    the probes stayed within it was taken with the cores close together."""
+    return 2.0 * min(p for p in probes if math.isfinite(p))
+
+
 def handoff_ns(turns=100_000):
     """Nanoseconds per move of one cache line between two cores (two threads taking
     turns at one counter, ``2 * turns`` moves in all); NaN with fewer than two threads.

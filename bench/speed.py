@@ -732,7 +732,9 @@ def by_handoff(result):
     probes = [p for g in groups for fit in g[3] for p in fit[:2] if math.isfinite(p)]
     if not probes:
         return
-    limit = 2.0 * min(probes)
+    from .host import near_limit
+
+    limit = near_limit(probes)
     result["handoff"] = {"limit_ns": limit, "min_ns": min(probes),
                          "median_ns": _median(probes), "max_ns": max(probes),
                          "probes": len(probes),
@@ -783,7 +785,8 @@ def time_optimizer(entry, estimator_cls, opt, X, y, repeats, seed, X_test, y_tes
                        for name, values in paired.items()}
     at_once = results.pop("at once", None)
     for n_jobs, (timing, kernel, last) in results.items():
-        timing["test_log_loss"] = test_loss(last)
+        # (The all-cores fits' test losses are in "after", the last fit's last.)
+        timing["test_log_loss"] = timing["after"][-1] if "after" in timing else test_loss(last)
         entry[f"n_jobs={n_jobs}"] = timing
         if kernel is not None:
             entry[f"kernel n_jobs={n_jobs}"] = kernel

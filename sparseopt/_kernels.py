@@ -75,7 +75,9 @@ def _prefetch_ahead(indptr, indices, data, order, x_at, records_at, flat_P, reco
         prefetch(data, indptr[i])
     if records_at >= 0:
         i = order[records_at]
-        if record <= 8:  # at most two lines: no loop per feature
+        # At most two lines: no loop per feature. (One loop for both, with the lines
+        # between first and last behind a test, made Adagrad's epochs 4% slower.)
+        if record <= 8:
             for q in range(indptr[i], indptr[i + 1]):
                 first = indices[q] * record
                 prefetch(flat_P, first)
@@ -107,6 +109,17 @@ def _weight_decay(RULE, hp):
     per-step factor of the timestamped rules' catch-up (their step size is constant)."""
     lam = rules.decay_strength(RULE, hp[_spec.LAM])
     return lam, 1.0 - hp[_spec.ETA0] * lam
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _next_scale(scale, l1_total, eta, lam, hp):
+    """The global scale and L1 total after a step of size ``eta`` from ``scale`` and
+    ``l1_total`` before it: step t's decay reaches every weight through the scale, O(1),
+    and the L1 total grows by the step's budget ``eta*lam1`` in stored units. Written once:
+    the one-thread loop, the Hogwild loop's pass over the steps and its threads must make
+    the same numbers."""
+    scale = scale * (1.0 - eta * lam)
+    return scale, l1_total + eta * hp[_spec.LAM1] * (1.0 / scale)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -399,7 +412,6 @@ def _epoch(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, 
     dl_owner = np.empty(n_out)
     pending_owner = np.empty((1, n_out + 3))  # not used: the intercept steps at once
     lam, c_const = _weight_decay(RULE, hp)
-    lam1 = hp[_spec.LAM1]
     table_owner = rules.catch_up_table(RULE, hp, c_const)
     average_start = hp[_spec.AVERAGE_START]
     averaging = RULE == SGD and average_start > 0.0
@@ -429,9 +441,7 @@ def _epoch(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, 
             eta = learning_rate(sched_id, t, hp)
             scale_prev = scale
             l1_prev = l1_total
-            # Step t's decay reaches every weight through the global scale, O(1).
-            scale = scale_prev * (1.0 - eta * lam)
-            l1_total = l1_prev + eta * lam1 * (1.0 / scale)
+            scale, l1_total = _next_scale(scale_prev, l1_prev, eta, lam, hp)
             _prefetch_ahead(indptr, indices, data, order,
                             r + X_AHEAD if r + X_AHEAD < n else -1,
                             r + RECORDS_AHEAD if r + RECORDS_AHEAD < n else -1,
@@ -535,7 +545,6 @@ def _lane_rows(args):
     n_blocks = (seg_end + HOGWILD_BLOCK - 1) // HOGWILD_BLOCK
     n_out = P.shape[1]
     lam, c_const = _weight_decay(RULE, hp)
-    lam1 = hp[_spec.LAM1]
     z_owner = np.empty(n_out)
     dl_owner = np.empty(n_out)
     pending_owner = np.empty((INTERCEPT_SYNC, n_out + 3))
@@ -573,8 +582,7 @@ def _lane_rows(args):
             )
             step_t = t + r + 1
             eta = learning_rate(sched_id, step_t, hp)
-            scale_r = scale_prev * (1.0 - eta * lam)
-            l1_r = l1_prev + eta * lam1 * (1.0 / scale_r)
+            scale_r, l1_r = _next_scale(scale_prev, l1_prev, eta, lam, hp)
             q = (r - first) % INTERCEPT_SYNC
             lane_total += _row_step(
                 RULE, indptr, indices, data, y, sw, order, r, step_t, P, own_B,
@@ -615,7 +623,6 @@ def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
     """
     n = order.shape[0]
     lam, c_const = _weight_decay(RULE, hp)
-    lam1 = hp[_spec.LAM1]
     table_owner = rules.catch_up_table(RULE, hp, c_const)
     total_loss = 0.0
     # Every row writes the intercept: threads stepping it at once would pass its cache line
@@ -651,8 +658,7 @@ def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
                 block_scale[(seg_end - seg_start) // HOGWILD_BLOCK] = scale
                 block_l1[(seg_end - seg_start) // HOGWILD_BLOCK] = l1_total
             eta = learning_rate(sched_id, t + seg_end + 1, hp)
-            scale = scale * (1.0 - eta * lam)
-            l1_total = l1_total + eta * lam1 * (1.0 / scale)
+            scale, l1_total = _next_scale(scale, l1_total, eta, lam, hp)
             seg_end += 1
             if scale < _spec.MIN_SCALE:
                 break

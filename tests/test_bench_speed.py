@@ -19,7 +19,7 @@ import pytest
 import scipy.sparse as sp
 
 from bench.host import handoff_ns
-from bench.speed import speedup_by_handoff, without_top_columns
+from bench.speed import SHARING_OPTIMIZERS, speedup_by_handoff, without_top_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "ftrl")
@@ -104,7 +104,7 @@ def test_report_has_every_part(quick_run):
         assert _positive(result["scaling"]["small"][opt]["seconds_per_epoch"])
     sharing = result["sharing"]
     assert 0 < sharing["nnz_without"] < sharing["nnz"]
-    for opt in ("sgd", "adagrad"):
+    for opt in SHARING_OPTIMIZERS:
         for name in ("all", "without"):
             assert _positive(sharing["optimizers"][opt][name]["speedup"]), (opt, name)
     # The sizes alternate round by round: each has as many timed epochs as the others.
@@ -121,7 +121,7 @@ def test_report_has_every_part(quick_run):
         handoff = result["handoff"]
         assert 0 < handoff["min_ns"] <= handoff["median_ns"] <= handoff["max_ns"]
         assert handoff["limit_ns"] == 2 * handoff["min_ns"]
-        for opt in ("sgd", "adagrad"):
+        for opt in SHARING_OPTIMIZERS:
             for name in ("all", "without"):
                 m = sharing["optimizers"][opt][name]
                 assert len(m["probes"]) == len(m["all"]) // 2 > 0

@@ -314,6 +314,15 @@ def top_column_share(X, k):
     return float(np.sort(counts)[-k:].sum() / max(X.nnz, 1))
 
 
+def sharing_bound(row_ns, shared_per_row, move_ns, n_threads):
+    """The most ``n_threads`` Hogwild threads can be faster than one thread whose row takes
+    ``row_ns``, if each row waits, with no overlap, for the records it shares to move
+    from another core: of its ``shared_per_row`` nonzeros in the most frequent columns,
+    the share ``(n - 1) / n`` whose record another thread wrote last, ``move_ns`` each."""
+    wait = shared_per_row * (n_threads - 1) / n_threads * move_ns
+    return n_threads * row_ns / (row_ns + wait)
+
+
 def matvec_seconds(X, repeats=MATVEC_REPEATS, seed=0):
     w = np.random.default_rng(seed).normal(size=X.shape[1])
     X @ w
@@ -1225,10 +1234,11 @@ def report(r):
               f"{d.get('top100_column_share', float('nan')):.1%} of the nonzeros, so "
               "both threads write their records at nearly every row."]
     lines += _handoff_lines(r, d)
-    lines += ["", "| optimizer | speed-up | near / far (fits) | per epoch, min-max | "
+    lines += ["", "| optimizer | speed-up | near / far (fits) | bound near | "
+              "per epoch, min-max | "
               "ceiling | near / far (fits) | test log loss n_jobs=1 "
               "| n_jobs=-1 | difference | every fit | n_jobs=1, random_state + 1 |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for opt, e in r["optimizers"].items():
         if "error" in e:
             continue
@@ -1236,6 +1246,7 @@ def report(r):
         spread = e["speedup_per_epoch"]
         lines.append(f"| {opt} | {_s(e['speedup_all_cores'])}x | "
                      f"{_near_far(e.get('speedup_by_handoff'))} | "
+                     f"{_bound_near(r, e)} | "
                      f"{_s(spread['min'])}x-{_s(spread['max'])}x | "
                      f"{_s(ceiling['speedup']) + 'x' if ceiling else ''} | "
                      f"{_near_far((ceiling or {}).get('speedup_by_handoff'))} | "
@@ -1279,6 +1290,18 @@ def _every_fit(diffs):
             f"{100 * max(diffs):+.2f}%, {len(diffs)} fits)")
 
 
+def _bound_near(r, e):
+    """``sharing_bound`` of an optimizer's one-thread row at the run's fastest move."""
+    h, d = r.get("handoff"), r["data"]
+    share = d.get("top100_column_share")
+    if not (h and share and d["shape"][0]):
+        return ""
+    rows = d["shape"][0]
+    row_ns = e["n_jobs=1"]["seconds_per_epoch"] / rows * 1e9
+    return _s(sharing_bound(row_ns, share * d["nnz"] / rows, h["min_ns"],
+                            r["machine"]["usable_cores"])) + "x"
+
+
 def _handoff_lines(r, d):
     """What a cache line's move between the cores cost during the run, and what that
     means for a row whose records the other thread also writes."""
@@ -1307,6 +1330,11 @@ def _handoff_lines(r, d):
             f"{per_row / 2 * h['min_ns']:.0f} ns at the fastest probe, "
             f"{per_row / 2 * h['max_ns']:.0f} ns at the slowest, unless the moves overlap, "
             f"against {row_ns:.0f} ns for a whole row of adagrad on one thread.")
+    lines += ["", "'Bound near': the most n threads can gain if each row waits for those "
+              "moves at the run's fastest probe with no overlap, n r / (r + moves x move) "
+              "for the optimizer's one-thread row r (`sharing_bound`). A record that "
+              "straddles two cache lines can cost two moves: for such records the bound "
+              "is high."]
     return lines
 
 

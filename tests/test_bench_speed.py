@@ -19,7 +19,12 @@ import pytest
 import scipy.sparse as sp
 
 from bench.host import handoff_ns
-from bench.speed import SHARING_OPTIMIZERS, speedup_by_handoff, without_top_columns
+from bench.speed import (
+    SHARING_OPTIMIZERS,
+    sharing_bound,
+    speedup_by_handoff,
+    without_top_columns,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "ftrl")
@@ -131,6 +136,8 @@ def test_report_has_every_part(quick_run):
     assert "| method | n_jobs | s/epoch |" in markdown
     assert "What any Numba-compiled scikit-learn estimator pays" in markdown
     assert "## What Hogwild's sharing costs" in markdown
+    if result["machine"]["usable_cores"] > 1:
+        assert "| bound near |" in markdown
     for opt in OPTIMIZERS:
         assert f"| {opt} | 1 |" in markdown
 
@@ -169,3 +176,15 @@ def test_handoff_probe_measures_a_time():
     else:
         # a move takes more than nothing and less than a millisecond on any machine
         assert 0 < ns < 1e6, ns
+
+
+def test_sharing_bound_is_the_cores_less_the_wait_for_shared_records():
+    # Session 12's figures: an adagrad row of 193 ns, 4.45 shared nonzeros per row, half of
+    # them moved at 24 ns: 2 x 193 / (193 + 53.4).
+    assert sharing_bound(193.0, 4.45, 24.0, 2) == pytest.approx(386.0 / (193.0 + 53.4))
+    assert sharing_bound(193.0, 4.45, 0.0, 2) == 2.0  # nothing shared moves: the cores
+    assert sharing_bound(193.0, 0.0, 24.0, 4) == 4.0
+    # Four threads: three quarters of the shared records were written by another thread.
+    assert sharing_bound(100.0, 4.0, 25.0, 4) == pytest.approx(400.0 / (100.0 + 75.0))
+    # A faster row gains less from the same moves.
+    assert sharing_bound(146.0, 4.45, 24.0, 2) < sharing_bound(193.0, 4.45, 24.0, 2)

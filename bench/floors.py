@@ -40,6 +40,7 @@ With the host's state (``bench.host.handoff_ns``) before each round. Writes
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -286,11 +287,23 @@ def report(result):
               f"{m['plain Adagrad']['ns_per_nnz']:.2f} ns; sparseopt's kernel epoch, "
               f"which also has its L2 decay, the loss, the intercept, the progressive loss "
               f"and the end-of-epoch flush: {ours:.2f} ns.", ""]
+    if result.get("errors"):
+        lines += ["## Failures", ""] + [f"- {e}" for e in result["errors"]] + [""]
     return "\n".join(lines)
 
 
 def main(argv=None):
-    from .speed import FULL_DATA, _cpu_model, _git_state, load_data, usable_cores
+    from .speed import (
+        FULL_DATA,
+        SOURCES_CHANGED,
+        _cpu_model,
+        _git_state,
+        load_data,
+        source_digest,
+        usable_cores,
+    )
+
+    sources = source_digest()
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=None,
@@ -306,13 +319,15 @@ def main(argv=None):
     parts, probes = measure(X, y, args.rounds)
     result = {"machine": f"{_cpu_model()}, {usable_cores()} usable cores",
               "git": _git_state(), "data": description, "nnz": int(X.nnz),
-              "rounds": args.rounds, "parts": parts, "handoff_ns": probes}
+              "rounds": args.rounds, "parts": parts, "handoff_ns": probes,
+              "errors": [SOURCES_CHANGED] if source_digest() != sources else []}
     markdown = report(result)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.out, "floors.md").write_text(markdown)
     Path(args.out, "floors.json").write_text(json.dumps(result, indent=1))
     print(markdown)
+    return 1 if result["errors"] else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

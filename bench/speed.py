@@ -56,6 +56,7 @@ versions and the load average at the start and the end of the run.
 
 import argparse
 import gc
+import hashlib
 import inspect
 import json
 import math
@@ -158,6 +159,24 @@ def _git_state():
         return f"{head}{' + uncommitted changes' if dirty else ''}" if head else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def source_digest(root=ROOT):
+    """sha1 of the Python sources of ``sparseopt`` and ``bench`` under ``root``.
+
+    A run imports the working tree (its children run with the repository's root as their
+    directory), so a source edited while it runs would mix two versions in one report;
+    compared at the start and the end of a run, this catches it."""
+    h = hashlib.sha1()
+    for package in ("sparseopt", "bench"):
+        for path in sorted(Path(root, package).rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+SOURCES_CHANGED = ("the sources of sparseopt or bench changed during the run: its figures "
+                   "may mix two versions of the code")
 
 
 def _numba_cache_files(cache_dir):
@@ -839,6 +858,7 @@ def add_ratios(entry, nnz):
 
 def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=print):
     """The whole benchmark; returns the result dict (``result["errors"]``: what failed)."""
+    sources = source_digest()
     _quiet()
     from sklearn.linear_model import SGDClassifier
     from sklearn.metrics import log_loss
@@ -981,6 +1001,9 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
     if "error" not in sc:
         log(f"time against size: all/(1/8) = {sc['ratio_all_to_eighth']:.2f}")
 
+    if source_digest() != sources:
+        errors.append(SOURCES_CHANGED)
+        log(f"FAILED: {SOURCES_CHANGED}")
     result["load_end"] = _load()
     result["wall_seconds"] = _now() - start_wall
     result["cpu_seconds"] = _cpu_seconds() - start_cpu
@@ -1290,15 +1313,24 @@ def _every_fit(diffs):
             f"{100 * max(diffs):+.2f}%, {len(diffs)} fits)")
 
 
+def _row_ns(d, seconds_per_epoch):
+    return seconds_per_epoch / d["shape"][0] * 1e9
+
+
+def _shared_per_row(d):
+    """Nonzeros per row in the 100 most frequent columns (None if not measured)."""
+    share = d.get("top100_column_share")
+    return share * d["nnz"] / d["shape"][0] if share and d["shape"][0] else None
+
+
 def _bound_near(r, e):
     """``sharing_bound`` of an optimizer's one-thread row at the run's fastest move."""
     h, d = r.get("handoff"), r["data"]
-    share = d.get("top100_column_share")
-    if not (h and share and d["shape"][0]):
+    per_row = _shared_per_row(d)
+    if not (h and per_row):
         return ""
-    rows = d["shape"][0]
-    row_ns = e["n_jobs=1"]["seconds_per_epoch"] / rows * 1e9
-    return _s(sharing_bound(row_ns, share * d["nnz"] / rows, h["min_ns"],
+    row_ns = _row_ns(d, e["n_jobs=1"]["seconds_per_epoch"])
+    return _s(sharing_bound(row_ns, per_row, h["min_ns"],
                             r["machine"]["usable_cores"])) + "x"
 
 
@@ -1319,10 +1351,9 @@ def _handoff_lines(r, d):
              "change during a fit). Two threads that write the same records pay for every "
              "move; independent fits (the ceiling) write none.", ""]
     ada = r.get("optimizers", {}).get("adagrad", {})
-    share = d.get("top100_column_share")
-    if "n_jobs=1" in ada and share and h["max_ns"] > h["limit_ns"]:
-        per_row = share * d["nnz"] / d["shape"][0]
-        row_ns = ada["n_jobs=1"]["seconds_per_epoch"] / d["shape"][0] * 1e9
+    per_row = _shared_per_row(d)
+    if "n_jobs=1" in ada and per_row and h["max_ns"] > h["limit_ns"]:
+        row_ns = _row_ns(d, ada["n_jobs=1"]["seconds_per_epoch"])
         lines.append(
             f"What that means per row: a row has {per_row:.1f} nonzeros in the 100 most "
             "frequent columns, and about half of their records were last written by the "

@@ -91,7 +91,11 @@ def test_measure_reports_every_part(threads):
             assert result[name]["speedup"] > 0 and len(result[name]["speedups"]) >= 1
             assert result[name]["near"] == result[name]["speedup"]  # one round: the fastest
             assert result[name]["far"] is None
-    text = report({"machine": "m", "git": "g", "data": "d", "nnz": X.nnz, "rounds": 1,
-                   "parts": result, "handoff_ns": probes})
+    run = {"machine": "m", "git": "g", "data": "d", "nnz": X.nnz, "rounds": 1,
+           "parts": result, "handoff_ns": probes}
+    text = report(run)
     assert "6x the mat-vec is" in text and "| sparseopt's Adagrad |" in text
+    assert "## Failures" not in text
+    failed = report({**run, "errors": ["the sources changed during the run"]})
+    assert "## Failures\n\n- the sources changed during the run" in failed
     assert ("| 2 threads, shared records |" in text) == threads

@@ -188,3 +188,24 @@ def test_sharing_bound_is_the_cores_less_the_wait_for_shared_records():
     assert sharing_bound(100.0, 4.0, 25.0, 4) == pytest.approx(400.0 / (100.0 + 75.0))
     # A faster row gains less from the same moves.
     assert sharing_bound(146.0, 4.45, 24.0, 2) < sharing_bound(193.0, 4.45, 24.0, 2)
+
+
+def test_source_digest_changes_with_any_source_of_the_package_or_the_bench(tmp_path):
+    from bench.speed import source_digest
+
+    for rel in ("sparseopt/a.py", "sparseopt/rules/b.py", "bench/c.py"):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x = 1\n")
+    before = source_digest(tmp_path)
+    assert source_digest(tmp_path) == before  # the same sources, the same digest
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "speed.md").write_text("a report")  # not a source
+    assert source_digest(tmp_path) == before
+    for rel in ("sparseopt/rules/b.py", "bench/c.py"):
+        (tmp_path / rel).write_text("x = 2\n")
+        changed = source_digest(tmp_path)
+        assert changed != before, rel
+        before = changed
+    (tmp_path / "bench" / "d.py").write_text("")  # a new module counts too
+    assert source_digest(tmp_path) != before

@@ -333,12 +333,18 @@ def top_column_share(X, k):
     return float(np.sort(counts)[-k:].sum() / max(X.nnz, 1))
 
 
+def moves_per_row(shared_per_row, n_threads):
+    """Cache-line moves a Hogwild row waits for: of its ``shared_per_row`` nonzeros in the
+    most frequent columns, the share ``(n - 1) / n`` whose record another thread wrote
+    last."""
+    return shared_per_row * (n_threads - 1) / n_threads
+
+
 def sharing_bound(row_ns, shared_per_row, move_ns, n_threads):
     """The most ``n_threads`` Hogwild threads can be faster than one thread whose row takes
-    ``row_ns``, if each row waits, with no overlap, for the records it shares to move
-    from another core: of its ``shared_per_row`` nonzeros in the most frequent columns,
-    the share ``(n - 1) / n`` whose record another thread wrote last, ``move_ns`` each."""
-    wait = shared_per_row * (n_threads - 1) / n_threads * move_ns
+    ``row_ns``, if each row waits, with no overlap, for its ``moves_per_row`` of
+    ``move_ns`` each."""
+    wait = moves_per_row(shared_per_row, n_threads) * move_ns
     return n_threads * row_ns / (row_ns + wait)
 
 
@@ -1354,12 +1360,14 @@ def _handoff_lines(r, d):
     per_row = _shared_per_row(d)
     if "n_jobs=1" in ada and per_row and h["max_ns"] > h["limit_ns"]:
         row_ns = _row_ns(d, ada["n_jobs=1"]["seconds_per_epoch"])
+        n = r["machine"]["usable_cores"]
+        moves = moves_per_row(per_row, n)
         lines.append(
             f"What that means per row: a row has {per_row:.1f} nonzeros in the 100 most "
-            "frequent columns, and about half of their records were last written by the "
-            f"other thread, so a thread waits for about {per_row / 2:.1f} moves per row: "
-            f"{per_row / 2 * h['min_ns']:.0f} ns at the fastest probe, "
-            f"{per_row / 2 * h['max_ns']:.0f} ns at the slowest, unless the moves overlap, "
+            f"frequent columns, and about {(n - 1) / n:.0%} of their records were last "
+            f"written by another thread, so a thread waits for about {moves:.1f} moves "
+            f"per row: {moves * h['min_ns']:.0f} ns at the fastest probe, "
+            f"{moves * h['max_ns']:.0f} ns at the slowest, unless the moves overlap, "
             f"against {row_ns:.0f} ns for a whole row of adagrad on one thread.")
     lines += ["", "'Bound near': the most n threads can gain if each row waits for those "
               "moves at the run's fastest probe with no overlap, n r / (r + moves x move) "

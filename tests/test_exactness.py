@@ -503,6 +503,31 @@ def test_copied_or_pickled_model_continues_bit_for_bit(optimizer):
     assert_matches_reference(whole, ref, optimizer)
 
 
+@pytest.mark.parametrize("optimizer", ["adadelta", "adagrad"])
+def test_records_start_a_cache_line(optimizer):
+    """A model's records start a 64-byte line (``_engine.aligned_zeros``): when made, when
+    their slots change, and at the epoch of a model unpickled or copied (NumPy's arrays
+    start 16 bytes past one), so that a 32-byte record never straddles two lines."""
+    X, y, sw = sparse_problem(5, "log_loss")
+    Xc = csr_from_dense(X)
+    lam1 = 1e-3 if optimizer == "adagrad" else 0.0  # Adagrad's L1 record has 3 slots
+    settings_ = _engine.make_settings(optimizer, "log_loss", lam=1e-3, lam1=lam1)
+    model = _engine.LazyModel(optimizer, X.shape[1], 2)
+    assert model.P.ctypes.data % 64 == 0
+    model.run_epoch(Xc, y, sw, np.arange(len(y)), settings_)
+    assert model.P.ctypes.data % 64 == 0
+    for other in (pickle.loads(pickle.dumps(model)), model.copy()):
+        n = other.P.size
+        buffer = np.zeros(n + 8)
+        past = ((-buffer.ctypes.data % 64) // 8 + 2) % 8  # 16 bytes past a line
+        other.P = buffer[past:past + n].reshape(model.P.shape)
+        other.P[...] = model.P
+        assert other.P.ctypes.data % 64 != 0
+        other.run_epoch(Xc, y, sw, np.arange(len(y)), settings_)
+        assert other.P.ctypes.data % 64 == 0
+        assert np.abs(other.P - model.P).max() > 0  # it took its steps
+
+
 @pytest.mark.parametrize("first, second", [
     ("l2", "l1"), (None, "elasticnet"), ("l1", "l1 x3"), ("elasticnet", "l2"),
 ])

@@ -44,6 +44,16 @@ def aligned_zeros(shape):
     return buffer[first:first + n].reshape(shape)
 
 
+def aligned(records):
+    """``records`` if they start a cache line, else an ``aligned_zeros`` copy of them
+    (an unpickled, copied, loaded or combined model's)."""
+    if records.ctypes.data % 64 == 0:
+        return records
+    out = aligned_zeros(records.shape)
+    out[...] = records
+    return out
+
+
 def row_order(n, shuffle, rng):
     """The order of the rows in one epoch, as int64.
 
@@ -245,10 +255,7 @@ class LazyModel:
         if settings.optimizer != self.optimizer:
             raise ValueError("settings were made for another optimizer")
         self.adapt_to(settings)
-        if self.P.ctypes.data % 64:  # unpickled, loaded or combined: see aligned_zeros
-            P = aligned_zeros(self.P.shape)
-            P[...] = self.P
-            self.P = P
+        self.P = aligned(self.P)
         args = (X.indptr, X.indices, X.data, y, sample_weight, order, self.P, self.B,
                 self.G, settings.hp, settings.loss_id, settings.sched_id, self.t)
         n_threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)

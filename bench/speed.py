@@ -990,6 +990,11 @@ def run(data=None, out="bench/results", quick=False, repeats=5, seed=0, log=prin
             add_ratios(entry, nnz)
     lap("optimizers")
 
+    pl = section("private_records", plan_timing, X, usable_cores())
+    if "error" not in pl and pl["plan"]:
+        log(f"private records' plan: {pl['seconds'] * 1e3:.1f} ms per fit, "
+            f"{pl['hot_columns']} hot columns")
+
     sh = section("shuffle", shuffle_comparison, SparseClassifier, X, y, X_test, y_test, seed,
                  log_loss)
     if "error" not in sh:
@@ -1047,6 +1052,33 @@ SHARED_TOP = 100  # the most frequent columns, removed to see what Hogwild's sha
 # The rules whose Hogwild speed-up fell short of 1.7x (docs/speed at 710603d), with the
 # least state and so the fastest one-thread rows, on which a line's move weighs most.
 SHARING_OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta")
+
+
+def plan_timing(X, n_threads, repeats=5):
+    """What private records of the hot columns cost once per all-cores fit: the seconds
+    of ``_engine.hogwild_plan`` for adagrad's defaults (median of ``repeats`` after a
+    first call), its hot columns, their share of the nonzeros and the bytes of the
+    private threads' copies of ``X.indices``; the optimizers whose defaults get a plan
+    (those whose catch-up is linear, ``Rule.linear_catch_up``)."""
+    from sparseopt import _engine
+    from sparseopt.rules import RULES
+
+    settings = _engine.make_settings("adagrad", "log_loss")
+    times = []
+    plan = None
+    for _ in range(repeats + 1):
+        plan = None  # the last one's memory goes before the next is made
+        t = _now()
+        plan = _engine.hogwild_plan(X, settings, n_threads)
+        times.append(_now() - t)
+    optimizers = [o for o in OPTIMIZERS if RULES["adam" if o == "adamw" else o].linear_catch_up]
+    if plan is None:
+        return {"plan": None, "optimizers": optimizers, "threads": n_threads}
+    return {"plan": True, "seconds": _median(times[1:]), "all": times[1:],
+            "hot_columns": int(plan.hot.size),
+            "hot_share": float(np.isin(X.indices, plan.hot).mean()),
+            "private_threads": int(plan.recs.shape[0]), "bytes": int(plan.recs.nbytes),
+            "optimizers": optimizers, "threads": n_threads}
 
 
 def without_top_columns(X, k):
@@ -1261,7 +1293,10 @@ def report(r):
               "median. "
               f"What Hogwild's threads share: the 100 most frequent columns hold "
               f"{d.get('top100_column_share', float('nan')):.1%} of the nonzeros, so "
-              "both threads write their records at nearly every row."]
+              "threads that shared every record would write these at nearly every row; "
+              "with private records of the hot columns (below), all threads but one "
+              "step their own copies and merge them into the shared ones now and then."]
+    lines += _private_lines(r.get("private_records"), r.get("optimizers", {}))
     lines += _handoff_lines(r, d)
     lines += ["", "| optimizer | speed-up | near / far (fits) | bound near | "
               "per epoch, min-max | "
@@ -1369,12 +1404,41 @@ def _handoff_lines(r, d):
             f"per row: {moves * h['min_ns']:.0f} ns at the fastest probe, "
             f"{moves * h['max_ns']:.0f} ns at the slowest, unless the moves overlap, "
             f"against {row_ns:.0f} ns for a whole row of adagrad on one thread.")
-    lines += ["", "'Bound near': the most n threads can gain if each row waits for those "
-              "moves at the run's fastest probe with no overlap, n r / (r + moves x move) "
-              "for the optimizer's one-thread row r (`sharing_bound`). A record that "
-              "straddles two cache lines can cost two moves: for such records the bound "
-              "is high."]
+    lines += ["", "'Bound near': the most n threads that share every record can gain if "
+              "each row waits for those moves at the run's fastest probe with no overlap, "
+              "n r / (r + moves x move) for the optimizer's one-thread row r "
+              "(`sharing_bound`). A record that straddles two cache lines can cost two "
+              "moves: for such records the bound is high. Private records of the hot "
+              "columns take most of those moves away: a speed-up above the bound is "
+              "theirs."]
     return lines
+
+
+def _private_lines(pl, optimizers):
+    """The private records' plan: what it costs once per all-cores fit."""
+    title = "Private records of the hot columns"
+    if not pl:
+        return []
+    if "error" in pl:
+        return _failed(title, pl)
+    if not pl["plan"]:
+        return ["", f"{title}: none on this data (`_engine.hogwild_plan`: fewer than "
+                "PRIVATE_MIN_ROWS rows, or no column in PRIVATE_SHARE of the rows): every "
+                "record is shared."]
+    from sparseopt import _engine
+
+    ada = optimizers.get("adagrad", {}).get("n_jobs=-1", {}).get("seconds_per_epoch")
+    share = f" ({pl['seconds'] / ada:.2f} of adagrad's all-cores epoch)" if ada else ""
+    return ["", f"{title} (`_engine.hogwild_plan`, for {', '.join(pl['optimizers'])}; "
+            f"not Adam's, whose catch-up is not linear): {pl['hot_columns']} columns in at "
+            f"least {_engine.PRIVATE_SHARE:.0%} of the rows, {pl['hot_share']:.1%} of the "
+            "nonzeros. "
+            f"{pl['private_threads']} of the {pl['threads']} threads step private copies of "
+            f"their records, reached through a copy of X.indices each "
+            f"({_mb(pl['bytes'])}), and merge them into the shared ones every "
+            "PRIVATE_SYNC of their rows. The plan is made once per fit, before its first "
+            f"epoch: {pl['seconds'] * 1e3:.1f} ms (median of {len(pl['all'])}){share}, not "
+            "in the seconds per epoch above."]
 
 
 def _sharing_lines(sr):

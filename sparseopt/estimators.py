@@ -175,10 +175,12 @@ class _SparseLinear(BaseEstimator):
             except ImportError:
                 bar = None
         done = 0
+        plan = _engine.hogwild_plan(X, settings, self._n_threads(), n_epochs)
         for _ in epochs:
             start = time.perf_counter()
             order = _engine.row_order(n, self.shuffle, rng)
-            epoch = model.run_epoch(X, y, sample_weight, order, settings, self._n_threads())
+            epoch = model.run_epoch(X, y, sample_weight, order, settings, self._n_threads(),
+                                    plan)
             objective = self._objective(epoch, settings, n)
             done += 1
             epoch_number = len(self.loss_curve_) + 1  # counted across fit/partial_fit calls

@@ -100,8 +100,12 @@ def test_report_has_every_part(quick_run):
     result = json.loads((out / "speed.json").read_text())
     assert result["errors"] == []
     for key in ("machine", "load_start", "load_end", "data", "matvec", "sgdclassifier",
-                "shuffle", "startup", "memory", "scaling", "sharing"):
+                "shuffle", "startup", "memory", "scaling", "sharing", "private_records"):
         assert key in result, key
+    # --quick's 10,000 rows are too few for private records (PRIVATE_MIN_ROWS): said so.
+    assert result["private_records"]["plan"] is None
+    assert "Private records of the hot columns: none on this data" in (
+        out / "speed.md").read_text()
     assert _positive(result["matvec"]["seconds"])
     assert _positive(result["sgdclassifier"]["seconds_per_epoch"])
     assert _positive(result["startup"]["cold"]["all_first_fits"])
@@ -209,3 +213,21 @@ def test_source_digest_changes_with_any_source_of_the_package_or_the_bench(tmp_p
         before = changed
     (tmp_path / "bench" / "d.py").write_text("")  # a new module counts too
     assert source_digest(tmp_path) != before
+
+
+def test_plan_timing_measures_the_private_records_plan():
+    import numba
+
+    from bench.speed import _private_lines, generate_matrix, plan_timing
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("private records are for two threads or more")
+    X = generate_matrix(60_000, n_features=2**16)[0]
+    pl = plan_timing(X, 2, repeats=2)
+    assert pl["plan"] and _positive(pl["seconds"]) and len(pl["all"]) == 2
+    assert 0 < pl["hot_columns"] <= 256 and 0.0 < pl["hot_share"] < 1.0
+    assert pl["bytes"] == X.indices.nbytes and pl["private_threads"] == 1
+    assert "adam" not in pl["optimizers"] and "adagrad" in pl["optimizers"]
+    text = "".join(_private_lines(pl, {"adagrad": {"n_jobs=-1": {"seconds_per_epoch": 1.0}}}))
+    assert f"{pl['hot_columns']} columns in at least 1% of the rows" in text
+    assert "of adagrad's all-cores epoch" in text

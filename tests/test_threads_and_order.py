@@ -183,7 +183,8 @@ def test_hogwild_loop_on_one_thread_equals_the_one_thread_loop(problem, optimize
             args = (X.indptr, X.indices, X.data, y, sw, order, model.P,
                     model.B, model.G, settings.hp, settings.loss_id, settings.sched_id,
                     model.t)
-            extra = (1,) if kernel is _kernels.HOGWILD[optimizer] else ()
+            extra = ((1, model.P, np.empty((0, 0), X.indices.dtype), np.empty(0, np.int64))
+                     if kernel is _kernels.HOGWILD[optimizer] else ())
             model.t, *_ = kernel(*args, *extra)
         models.append(model)
     one, hog = models
@@ -336,3 +337,196 @@ def test_step_behind_the_timestamp_decays_the_averages_once(optimizer):
         d = (w0 - late[:, W]) / eta0  # the step taken (no weight decay: lam=0)
         np.testing.assert_allclose(late[:, delta], (delta0 + (1 - rho) * d**2) * rho,
                                    rtol=1e-12)
+
+
+# -- Hogwild threads with private records of the hot columns ------------------------------
+
+def _plan_for(X, n_hot, n_lanes):
+    """A ``HotPlan`` of the ``n_hot`` most frequent columns of ``X`` for ``n_lanes``
+    private threads (``hogwild_plan`` chooses them by share, on large data only)."""
+    from sparseopt import _kernels
+
+    counts = np.bincount(X.indices, minlength=X.shape[1])
+    hot = np.sort(np.argsort(-counts, kind="stable")[:n_hot]).astype(np.int64)
+    recs = np.empty((n_lanes, X.indices.size), X.indices.dtype)
+    _kernels.private_indices(X.indices, hot, X.shape[1], recs)
+    return _engine.HotPlan(hot, recs)
+
+
+@given(n_features=st.integers(1, 300), n_hot=st.integers(1, 40), n_lanes=st.integers(1, 3),
+       nnz=st.integers(0, 400), seed=st.integers(0, 2**31 - 1),
+       dtype=st.sampled_from([np.int32, np.int64]))
+@settings(max_examples=60, deadline=None)
+def test_private_indices_send_hot_columns_to_each_threads_rows(n_features, n_hot, n_lanes,
+                                                               nnz, seed, dtype):
+    from sparseopt import _kernels
+
+    rng = np.random.RandomState(seed)
+    indices = rng.randint(0, n_features, nnz).astype(dtype)
+    hot = np.sort(rng.choice(n_features, min(n_hot, n_features), replace=False))
+    hot = hot.astype(np.int64)
+    out = np.empty((n_lanes, nnz), dtype)
+    _kernels.private_indices(indices, hot, n_features, out)
+    rank = {int(j): h for h, j in enumerate(hot)}
+    for lane in range(n_lanes):
+        expected = [n_features + lane * hot.size + rank[j] if j in rank else j
+                    for j in indices.tolist()]
+        np.testing.assert_array_equal(out[lane], expected)
+
+
+@pytest.mark.parametrize("optimizer, lam, eta0", [
+    ("sgd", 1e-3, None), ("adagrad", 1e-3, None), ("rmsprop", 1e-3, None),
+    ("adadelta", 1e-3, None), ("ftrl", 1e-3, None),
+    ("sgd", 1.0, 0.05),  # folds every ~400 steps: segments, each with its private records
+])
+def test_private_records_alone_equal_the_one_thread_loop(problem, optimizer, lam, eta0):
+    """A thread with private records of the hot columns, alone in the Hogwild loop, merges
+    them into the shared ones every PRIVATE_SYNC of its rows and at its end; with no other
+    thread the shared records do not move in between, so the merge must hand back its
+    private records unchanged: the same numbers as the one-thread loop, to the last bit
+    (3,000 rows: two merges inside each epoch and one at its end)."""
+    from sparseopt import _kernels
+
+    X, y, sw, settings = _engine_problem(problem, optimizer, lam, 0.0, eta0)
+    assert X.shape[0] > 2 * _kernels.PRIVATE_SYNC
+    plan = _plan_for(X, 64, 1)
+    assert np.isin(X.indices, plan.hot).mean() > 0.1  # hot columns are a share of X
+    order = _engine.row_order(X.shape[0], True, np.random.RandomState(0))
+    models = []
+    for private in (False, True):
+        model = _engine.LazyModel(optimizer, X.shape[1], 1)
+        for _ in range(2):
+            if private:
+                rows = model._with_private_rows(plan)
+                kernel, extra = _kernels.HOGWILD[optimizer], (1, rows, plan.recs, plan.hot)
+            else:
+                kernel, extra = _kernels.EPOCH[optimizer], ()
+            args = (X.indptr, X.indices, X.data, y, sw, order, model.P, model.B, model.G,
+                    settings.hp, settings.loss_id, settings.sched_id, model.t)
+            model.t, *_ = kernel(*args, *extra)
+        models.append(model)
+    one, alone = models
+    assert np.abs(one.P[plan.hot, 0, 0]).max() > 1e-3  # the hot columns learned something
+    np.testing.assert_array_equal(alone.P, one.P)
+    np.testing.assert_array_equal(alone.B, one.B)
+    np.testing.assert_array_equal(alone.G, one.G)
+    # The thread did step private rows (after the model's own; zeros when made): the
+    # hot weights at its last merge, in the units before the fold (which scaled only the
+    # model's own by a positive scale).
+    rows = alone._with_private_rows(plan)
+    private = rows[X.shape[1]:, :, 0]
+    assert np.abs(private).min() > 0.0
+    np.testing.assert_array_equal(np.sign(private), np.sign(rows[plan.hot, :, 0]))
+
+
+@pytest.fixture(scope="module")
+def large_problem():
+    X, y, _ = make_sparse_classification(72000, 2**14, random_state=2)
+    return X[:60000], y[:60000], X[60000:], y[60000:]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
+def test_hogwild_plan_chooses_the_frequent_columns(large_problem, optimizer):
+    X, y, _, _ = large_problem
+    settings = _engine.make_settings(optimizer, "log_loss")
+    plan = _engine.hogwild_plan(X, settings, 2)
+    assert plan is not None
+    every = max(1, X.shape[0] // _engine.SAMPLE_ROWS)
+    sample = X[::every]
+    share = np.bincount(sample.indices, minlength=X.shape[1]) / sample.shape[0]
+    expected = np.flatnonzero(share >= _engine.PRIVATE_SHARE)
+    assert 0 < expected.size <= _engine.PRIVATE_COLUMNS
+    np.testing.assert_array_equal(plan.hot, expected)
+    assert plan.recs.shape == (1, X.nnz) and plan.recs.dtype == X.indices.dtype
+    hot = np.isin(X.indices, plan.hot)
+    np.testing.assert_array_equal(plan.recs[0, ~hot], X.indices[~hot])
+    np.testing.assert_array_equal(plan.hot[plan.recs[0, hot] - X.shape[1]], X.indices[hot])
+
+
+@pytest.mark.parametrize("case", ["one thread", "adam", "l1", "averaging", "small",
+                                  "one epoch"])
+def test_hogwild_plan_is_none_where_private_records_do_not_apply(large_problem, case):
+    """(``test_hogwild_plan_chooses_the_frequent_columns``: sgd and adagrad without L1
+    on these rows and two threads have a plan.)"""
+    X, y, _, _ = large_problem
+    optimizer = "adam" if case == "adam" else "sgd"
+    settings = _engine.make_settings(optimizer, "log_loss", lam1=1e-4 if case == "l1" else 0.0,
+                                     average=10 if case == "averaging" else 0)
+    n_threads = 1 if case == "one thread" else 2
+    if case == "small":
+        X = X[:_engine.PRIVATE_MIN_ROWS - 1]
+    n_epochs = 1 if case == "one epoch" else 3
+    assert _engine.hogwild_plan(X, settings, n_threads, n_epochs) is None
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "rmsprop", "ftrl"])
+def test_hogwild_with_private_records_matches_one_thread(large_problem, optimizer):
+    """On data large enough for private records (``hogwild_plan``), two threads' test loss
+    against one thread's, as means over 2 seeds: the sanity bound of
+    ``test_hogwild_matches_one_thread``. The model's records stay the features' own: the
+    private ones are not part of it, nor of its pickle."""
+    import pickle
+
+    X, y, X_test, y_test = large_problem
+    settings = _engine.make_settings(optimizer, "log_loss")
+    assert _engine.hogwild_plan(X, settings, 2) is not None
+
+    def fits(n_jobs):
+        return [SparseClassifier(optimizer=optimizer, random_state=s, n_jobs=n_jobs,
+                                 max_iter=3, tol=None).fit(X, y) for s in range(2)]
+
+    one, two = fits(1), fits(2)
+    for est in two:
+        assert est._model.P.shape[0] == X.shape[1]
+        assert pickle.loads(pickle.dumps(est))._model.P.shape[0] == X.shape[1]
+        assert np.isfinite(est.coef_).all()
+    mean_one = np.mean([_test_loss(est, X_test, y_test) for est in one])
+    mean_two = np.mean([_test_loss(est, X_test, y_test) for est in two])
+    assert mean_two == pytest.approx(mean_one, rel=0.02)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "rmsprop", "adadelta", "ftrl"])
+def test_merge_adds_each_threads_changes_since_the_snapshot(optimizer):
+    """A merge of a private record into a shared one that another thread moved meanwhile:
+    every record is first brought to the later timestamp (RMSProp's and Adadelta's
+    averages decay by rho per missed step; the weight does not move), then the private
+    record plus the shared one's change since the snapshot; FTRL's weight is the
+    function of the merged z and n. All three records end equal."""
+    from sparseopt import _kernels
+    from sparseopt.rules import RULES, powers
+
+    rho, eta0, lam2, beta = 0.9, 0.5, 0.01, 1.0
+    slots = RULES[optimizer].slots
+    if optimizer == "adagrad":
+        slots = RULES[optimizer].layout(0.0, 0)
+    timed = slots[-1] == "last"
+    n_state = len(slots) - timed
+    rng = np.random.RandomState(0)
+    shared, private, snap = (np.abs(rng.rand(n_state)) + 0.1 for _ in range(3))
+    T0, Ts, Tp = 10, 17, 13
+    P = np.zeros((3, 1, len(slots)))  # feature 1 is hot; row 2 its private record
+    P[1, 0, :n_state], P[2, 0, :n_state] = shared, private
+    snap_rec = np.zeros((1, 1, len(slots)))
+    snap_rec[0, 0, :n_state] = snap
+    if timed:
+        P[1, 0, -1], P[2, 0, -1], snap_rec[0, 0, -1] = Ts, Tp, T0
+    hp = _engine.make_settings(optimizer, "log_loss", eta0=eta0, rho=rho, lam=lam2,
+                               ftrl_beta=beta).hp
+    table = powers.power_table(np.array([rho])) if timed else np.zeros((0, 0))
+    _kernels._MERGE[optimizer](P, np.array([1]), 2, snap_rec, 1.0, hp, table)
+
+    decays = np.array([0.0 if s in ("v", "delta") else 1.0 for s in slots[:n_state]])
+    T = max(Ts, Tp)
+
+    def at_T(x, stamp):  # the averages decay by rho per step missed, the rest stay
+        return x * np.where(decays == 0.0, rho ** (T - stamp), 1.0) if timed else x
+
+    expected = at_T(private, Tp) + at_T(shared, Ts) - at_T(snap, T0)
+    if optimizer == "ftrl":
+        z, n = expected[slots.index("z")], expected[slots.index("n")]
+        expected[slots.index("w")] = -z / ((beta + np.sqrt(n)) / eta0 + lam2)
+    for record in (P[1, 0], P[2, 0], snap_rec[0, 0]):
+        np.testing.assert_allclose(record[:n_state], expected, rtol=1e-12)
+        if timed:
+            assert record[-1] == T
+    assert not np.allclose(expected, private)  # the shared change counted

@@ -32,6 +32,10 @@ class Rule:
     default_epsilon: float
     default_alpha: float
     default_rho: float = 0.0  # RMSProp's and Adadelta's decay; unused by the others
+    # Whether catching a record up over missed steps (without L1) is a linear map of it,
+    # so that copies of it stepped apart merge by adding their changes (Hogwild's private
+    # records, ``_kernels._merge_private``). Not Adam's: its weight moves with m/sqrt(v).
+    linear_catch_up: bool = True
 
     @property
     def slots(self):
@@ -64,7 +68,8 @@ RULES = {
                      default_eta0=0.1, default_epsilon=1e-3, default_alpha=1e-7,
                      default_rho=0.999),
     "adam": Rule(ADAM, adam, _L2_ONLY, _CONSTANT,
-                 default_eta0=0.1, default_epsilon=0.3, default_alpha=1e-7),
+                 default_eta0=0.1, default_epsilon=0.3, default_alpha=1e-7,
+                 linear_catch_up=False),
     "ftrl": Rule(FTRL, ftrl, _ALL_PENALTIES, _CONSTANT,
                  default_eta0=1.0, default_epsilon=1e-8, default_alpha=1e-7),
 }

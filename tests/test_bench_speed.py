@@ -109,6 +109,11 @@ def test_report_has_every_part(quick_run):
     assert _positive(result["matvec"]["seconds"])
     assert _positive(result["sgdclassifier"]["seconds_per_epoch"])
     assert _positive(result["startup"]["cold"]["all_first_fits"])
+    memory = result["memory"]
+    for when in ("before_fit", "after_fit", "before_all_cores", "after_all_cores"):
+        assert _positive(memory[when]["ru_maxrss"]), when
+    if memory["peak_reset"] and "VmHWM" in memory["after_all_cores"]:
+        assert "Then a 2-epoch adagrad fit with n_jobs=-1" in (out / "speed.md").read_text()
     for opt in ("adagrad", "adam"):
         assert _positive(result["scaling"]["small"][opt]["seconds_per_epoch"])
     sharing = result["sharing"]

@@ -374,12 +374,14 @@ def test_private_indices_send_hot_columns_to_each_threads_rows(n_features, n_hot
         np.testing.assert_array_equal(out[lane], expected)
 
 
-@pytest.mark.parametrize("optimizer, lam, eta0", [
-    ("sgd", 1e-3, None), ("adagrad", 1e-3, None), ("rmsprop", 1e-3, None),
-    ("adadelta", 1e-3, None), ("ftrl", 1e-3, None),
-    ("sgd", 1.0, 0.05),  # folds every ~400 steps: segments, each with its private records
+@pytest.mark.parametrize("optimizer, lam, eta0, n_out", [
+    ("sgd", 1e-3, None, 1), ("adagrad", 1e-3, None, 1), ("rmsprop", 1e-3, None, 1),
+    ("adadelta", 1e-3, None, 1), ("ftrl", 1e-3, None, 1),
+    ("sgd", 1.0, 0.05, 1),  # folds every ~400 steps: segments, each with its private records
+    ("rmsprop", 1e-3, None, 3), ("ftrl", 1e-3, None, 3),  # multinomial: 3 outputs a record
 ])
-def test_private_records_alone_equal_the_one_thread_loop(problem, optimizer, lam, eta0):
+def test_private_records_alone_equal_the_one_thread_loop(problem, optimizer, lam, eta0,
+                                                         n_out):
     """A thread with private records of the hot columns, alone in the Hogwild loop, merges
     them into the shared ones every PRIVATE_SYNC of its rows and at its end; with no other
     thread the shared records do not move in between, so the merge must hand back its
@@ -388,13 +390,16 @@ def test_private_records_alone_equal_the_one_thread_loop(problem, optimizer, lam
     from sparseopt import _kernels
 
     X, y, sw, settings = _engine_problem(problem, optimizer, lam, 0.0, eta0)
+    if n_out > 1:
+        y = (X.indices[X.indptr[:-1]] % n_out).astype(float)  # classes from the data
+        settings = _engine.make_settings(optimizer, "multinomial", lam=lam, eta0=eta0)
     assert X.shape[0] > 2 * _kernels.PRIVATE_SYNC
     plan = _plan_for(X, 64, 1)
     assert np.isin(X.indices, plan.hot).mean() > 0.1  # hot columns are a share of X
     order = _engine.row_order(X.shape[0], True, np.random.RandomState(0))
     models = []
     for private in (False, True):
-        model = _engine.LazyModel(optimizer, X.shape[1], 1)
+        model = _engine.LazyModel(optimizer, X.shape[1], n_out)
         for _ in range(2):
             if private:
                 rows = model._with_private_rows(plan)

@@ -113,14 +113,17 @@ def hogwild_plan(X, settings, n_threads, n_epochs=2):
     """A ``HotPlan`` for ``n_epochs`` Hogwild epochs of ``settings`` on ``n_threads``
     threads over the validated CSR ``X``, or None where private records do not apply or
     do not pay: one thread, a rule whose catch-up is not linear (Adam), L1 or averaging,
-    small data, no hot column, a single epoch (a ``partial_fit`` call: on full
-    pypi_popular the plan takes about a third of a two-thread epoch, which it makes
-    5-30% faster)."""
+    small data, no hot column, columns too many for the indices' dtype, a single epoch
+    (a ``partial_fit`` call: on full pypi_popular the plan takes about a third of a
+    two-thread epoch, which it makes 5-30% faster)."""
     n_threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
     hp = settings.hp
+    lanes = min(n_threads - 1, PRIVATE_LANES)
     if (n_threads < 2 or n_epochs < 2 or X.shape[0] < PRIVATE_MIN_ROWS
             or not RULES[settings.optimizer].linear_catch_up
-            or hp[_spec.LAM1] > 0.0 or hp[_spec.AVERAGE_START] != 0.0):
+            or hp[_spec.LAM1] > 0.0 or hp[_spec.AVERAGE_START] != 0.0
+            # the private rows' numbers must fit the dtype of the indices
+            or X.shape[1] + lanes * PRIVATE_COLUMNS > np.iinfo(X.indices.dtype).max):
         return None
     every = max(1, X.shape[0] // SAMPLE_ROWS)
     counts = _kernels.sampled_column_counts(X.indptr, X.indices, X.shape[1], every)
@@ -130,7 +133,7 @@ def hogwild_plan(X, settings, n_threads, n_epochs=2):
     if hot.size == 0:
         return None
     hot = hot.astype(np.int64)
-    recs = np.empty((min(n_threads - 1, PRIVATE_LANES), X.indices.size), X.indices.dtype)
+    recs = np.empty((lanes, X.indices.size), X.indices.dtype)
     _kernels.private_indices(X.indices, hot, X.shape[1], recs)
     return HotPlan(hot, recs)
 

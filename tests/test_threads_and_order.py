@@ -449,7 +449,7 @@ def test_hogwild_plan_chooses_the_frequent_columns(large_problem, optimizer):
 
 
 @pytest.mark.parametrize("case", ["one thread", "adam", "l1", "averaging", "small",
-                                  "one epoch"])
+                                  "one epoch", "int32 too small"])
 def test_hogwild_plan_is_none_where_private_records_do_not_apply(large_problem, case):
     """(``test_hogwild_plan_chooses_the_frequent_columns``: sgd and adagrad without L1
     on these rows and two threads have a plan.)"""
@@ -460,6 +460,9 @@ def test_hogwild_plan_is_none_where_private_records_do_not_apply(large_problem, 
     n_threads = 1 if case == "one thread" else 2
     if case == "small":
         X = X[:_engine.PRIVATE_MIN_ROWS - 1]
+    if case == "int32 too small":  # a private row past 2**31 - 1: not counted, not made
+        X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], 2**31 - 100))
+        assert X.indices.dtype == np.int32
     n_epochs = 1 if case == "one epoch" else 3
     assert _engine.hogwild_plan(X, settings, n_threads, n_epochs) is None
 

@@ -1075,7 +1075,7 @@ def plan_timing(X, n_threads, repeats=5):
     of ``_engine.hogwild_plan`` for adagrad's defaults (median of ``repeats`` after a
     first call), its hot columns, their share of the nonzeros and the bytes of the
     private threads' copies of ``X.indices``; the optimizers whose defaults get a plan
-    (those whose catch-up is linear, ``Rule.linear_catch_up``)."""
+    (the rules whose catch-up is linear, ``Rule.linear_catch_up``)."""
     from sparseopt import _engine
     from sparseopt.rules import RULES
 
@@ -1087,7 +1087,7 @@ def plan_timing(X, n_threads, repeats=5):
         t = _now()
         plan = _engine.hogwild_plan(X, settings, n_threads)
         times.append(_now() - t)
-    optimizers = [o for o in OPTIMIZERS if RULES["adam" if o == "adamw" else o].linear_catch_up]
+    optimizers = [name for name, rule in RULES.items() if rule.linear_catch_up]
     if plan is None:
         return {"plan": None, "optimizers": optimizers, "threads": n_threads}
     return {"plan": True, "seconds": _median(times[1:]), "all": times[1:],

@@ -312,12 +312,12 @@ class LazyModel:
         if settings.optimizer != self.optimizer:
             raise ValueError("settings were made for another optimizer")
         self.adapt_to(settings)
-        self.P = aligned(self.P)
         n_threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
         hogwild = n_threads > 1 and settings.hp[_spec.AVERAGE_START] == 0.0
-        if hogwild and plan is not None:
+        if hogwild and plan is not None:  # (its rows start a cache line)
             private = (self._with_private_rows(plan), plan.recs, plan.hot)
         else:
+            self.P = aligned(self.P)
             private = (self.P, np.empty((0, 0), X.indices.dtype), np.empty(0, np.int64))
         args = (X.indptr, X.indices, X.data, y, sample_weight, order, self.P, self.B,
                 self.G, settings.hp, settings.loss_id, settings.sched_id, self.t)
@@ -333,9 +333,9 @@ class LazyModel:
         return Epoch(*sums)
 
     def _with_private_rows(self, plan):
-        """The records with room for ``plan``'s private ones after them, kept in the plan
-        from epoch to epoch (``self.P`` becomes the view of its first rows), not copied
-        at every epoch."""
+        """The records with room for ``plan``'s private ones after them, starting a cache
+        line (``aligned_zeros``), kept in the plan from epoch to epoch (``self.P`` becomes
+        the view of its first rows), not copied at every epoch."""
         n_rows = self.P.shape[0] + plan.recs.shape[0] * plan.hot.size
         rows = plan.rows
         if (rows is None or rows.shape != (n_rows,) + self.P.shape[1:]

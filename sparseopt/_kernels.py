@@ -641,7 +641,7 @@ def _lane_rows(args):
     # fits whose line moves were near: sgd 1.52 -> 1.73x, adagrad 1.63 -> 1.70x, rmsprop
     # 1.47 -> 1.82x, adadelta 1.45 -> 1.70x, ftrl 1.71 -> 1.73x (commit message).
     private_lane = lane - (n_lanes - recs.shape[0])
-    private = private_lane >= 0 and hot.shape[0] > 0
+    private = private_lane >= 0
     base = P.shape[0] + private_lane * hot.shape[0]
     snap_owner = np.empty((hot.shape[0] if private else 0, n_out, P.shape[2]))
     if private:

@@ -623,6 +623,15 @@ def _lane_rows(args):
      block_scale, block_l1, end_scale, end_l1, table_owner, hold_intercept, settle,
      P_rows, recs, hot, lane, n_lanes) = args
     seg_end = order.shape[0]
+    # Each held intercept step is taken twice (on the private copy, then on the shared
+    # one): with every thread holding, on full pypi_popular, one thread running both
+    # threads' rows in turn took 3-10% longer per row than without an intercept (adagrad,
+    # ftrl 10%, adadelta 6%, sgd 3%). The first thread steps the shared intercept
+    # directly, so only the others pay (the shared one's cache line then moves twice per
+    # INTERCEPT_SYNC rows of theirs); two threads against the same with both holding,
+    # interleaved, 6 rounds: sgd 58.7 -> 55.1 ms, adadelta 115.7 -> 107.3 ms, adagrad,
+    # rmsprop and ftrl within noise (commit message).
+    hold_intercept = hold_intercept and lane > 0
     if settle:
         return _settle_share(RULE, P, hp, t + seg_end, end_scale, end_l1, next_block,
                              table_owner)
@@ -734,13 +743,15 @@ def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
     table_owner = rules.catch_up_table(RULE, hp, c_const)
     total_loss = 0.0
     # Every row writes the intercept: threads stepping it at once would pass its cache line
-    # between the cores at every row. With two or more threads, each steps a private copy
-    # for INTERCEPT_SYNC rows, then takes the same steps (the same gradients, in order) on
-    # the shared one and copies it back: a thread sees the other threads' intercept steps
-    # up to INTERCEPT_SYNC rows late. On tests/test_threads_and_order.py's data (5 seeds),
-    # Adam's Hogwild test loss against one thread: +0.19% stepping the shared intercept
-    # every row, +0.22% syncing every 16 rows, +3.2% every 64; stepping only the shared
-    # one, late, so that a thread's own margins miss its last steps: +2.6% (3 seeds).
+    # between the cores at every row. With two or more threads, each but the first steps
+    # a private copy for INTERCEPT_SYNC rows, then takes the same steps (the same
+    # gradients, in order) on the shared one and copies it back: a thread sees the other
+    # threads' intercept steps up to INTERCEPT_SYNC rows late. On
+    # tests/test_threads_and_order.py's data (5 seeds), Adam's Hogwild test loss against
+    # one thread: +0.19% stepping the shared intercept every row, +0.22% syncing every 16
+    # rows, +3.2% every 64; stepping only the shared one, late, so that a thread's own
+    # margins miss its last steps: +2.6% (3 seeds).
+    # The first thread steps the shared one itself, at every row (see _lane_rows).
     hold_intercept = n_threads > 1 and hp[_spec.FIT_INTERCEPT] != 0.0
     # The work counter (see _llvm.fetch_add), reset for each segment. Made once, here:
     # made inside the segment loop, Numba's parallel pass handled it wrongly (an epoch

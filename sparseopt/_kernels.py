@@ -32,7 +32,7 @@ from numba import njit, prange
 
 from . import _spec, losses, rules
 from ._llvm import borrowed, fetch_add, keep_alive, prefetch
-from .rules import ADAM, FTRL, SGD
+from .rules import ADAGRAD, ADAM, FTRL, SGD
 
 # The rule code that the templates of the compiled loops read (``_epoch``): each
 # compiled copy has its own value (see ``_for_rule``).
@@ -611,6 +611,23 @@ def _settle_share(RULE, P, hp, T, scale, l1_total, next_block, table_owner):
     return 0.0
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _merge_intercept(RULE, B, own, snap, eta, hp):
+    """A Hogwild thread's private intercept ``own`` merged into the shared ``B``, for the
+    rules whose intercept state is a sum of its steps (SGD, Adagrad, FTRL): ``B += own -
+    snap``, ``snap`` being ``B`` when ``own`` was last taken from it; FTRL's weight is then
+    recomputed from the merged z and n (a step of gradient 0 with the intercept's step
+    size ``eta``: never penalized). Alone, the thread's intercept comes out as it was.
+
+    Taking its steps again on the shared one (as the other rules must) doubled the cost
+    of every intercept step in such a thread."""
+    for k in range(B.shape[1]):
+        for e in range(B.shape[2]):
+            B[0, k, e] += own[0, k, e] - snap[0, k, e]
+        if RULE == FTRL:
+            rules.step(RULE, B, 0, k, 0.0, eta, 1.0, 0.0, 0.0, hp, 1.0, 1.0, 0.0)
+
+
 def _lane_rows(args):
     """One Hogwild thread's share of a segment: in the first phase its rows, blocks from
     the work counter until none are left (returns the sum of their weighted losses); in
@@ -623,14 +640,17 @@ def _lane_rows(args):
      block_scale, block_l1, end_scale, end_l1, table_owner, hold_intercept, settle,
      P_rows, recs, hot, lane, n_lanes) = args
     seg_end = order.shape[0]
-    # Each held intercept step is taken twice (on the private copy, then on the shared
-    # one): with every thread holding, on full pypi_popular, one thread running both
-    # threads' rows in turn took 3-10% longer per row than without an intercept (adagrad,
-    # ftrl 10%, adadelta 6%, sgd 3%). The first thread steps the shared intercept
-    # directly, so only the others pay (the shared one's cache line then moves twice per
-    # INTERCEPT_SYNC rows of theirs); two threads against the same with both holding,
-    # interleaved, 6 rounds: sgd 58.7 -> 55.1 ms, adadelta 115.7 -> 107.3 ms, adagrad,
-    # rmsprop and ftrl within noise (commit message).
+    # A held intercept step was taken twice (on the private copy, then again on the
+    # shared one): with every thread holding, on full pypi_popular, one thread running
+    # both threads' rows in turn took 3-10% longer per row than without an intercept
+    # (adagrad, ftrl 10%, adadelta 6%, sgd 3%). So the first thread steps the shared
+    # intercept directly, and only the others hold (the shared one's cache line then
+    # moves twice per INTERCEPT_SYNC rows of theirs); two threads against every thread
+    # holding, interleaved, 6 rounds: sgd 58.7 -> 55.1 ms, adadelta 115.7 -> 107.3 ms,
+    # adagrad, rmsprop and ftrl within noise. And for SGD, Adagrad and FTRL a holding
+    # thread adds its change to the shared one instead of taking its steps again
+    # (_merge_intercept), 6 rounds: adagrad 75.4 -> 72.9 ms, ftrl 117.4 -> 111.5 ms, sgd
+    # the same (commit messages).
     hold_intercept = hold_intercept and lane > 0
     if settle:
         return _settle_share(RULE, P, hp, t + seg_end, end_scale, end_l1, next_block,
@@ -642,6 +662,7 @@ def _lane_rows(args):
     dl_owner = np.empty(n_out)
     pending_owner = np.empty((INTERCEPT_SYNC, n_out + 3))
     own_B_owner = B.copy() if hold_intercept else B
+    snap_B_owner = B.copy()  # the shared intercept when own_B was last taken from it
     # The last recs.shape[0] threads keep private records of the hot columns: rows of
     # P_rows past the shared ones, which they reach through their own indices (recs, see
     # private_indices), in the same row loop. Shared, every thread's touch of a hot
@@ -665,7 +686,8 @@ def _lane_rows(args):
     # caller's).
     indptr, indices, data, y, sw, order, P, B, hp = borrowed(
         (indptr, indices, data, y, sw, order, P, B, hp))
-    z, dl, pending, own_B = borrowed((z_owner, dl_owner, pending_owner, own_B_owner))
+    z, dl, pending, own_B, snap_B = borrowed(
+        (z_owner, dl_owner, pending_owner, own_B_owner, snap_B_owner))
     table = borrowed(table_owner)
     flat_P = P.reshape(P.size)
     record = P.shape[1] * P.shape[2]
@@ -705,21 +727,30 @@ def _lane_rows(args):
             scale_prev = scale_r
             l1_prev = l1_r
             if hold_intercept and (q == INTERCEPT_SYNC - 1 or r == block_end - 1):
-                for p in range(q + 1):
-                    _step_intercept(RULE, B, pending[p], pending[p, n_out], hp,
-                                    pending[p, n_out + 1], pending[p, n_out + 2],
-                                    False, 0.0)
+                if RULE == SGD or RULE == ADAGRAD or RULE == FTRL:
+                    # Sums of their steps (the weight, Adagrad's squares, FTRL's z and
+                    # n): this thread's change since the snapshot added to the shared
+                    # one, not its steps taken again (see _merge_intercept).
+                    _merge_intercept(RULE, B, own_B, snap_B, pending[q, n_out], hp)
+                else:
+                    # Averages that decay at every step: the same steps, in order.
+                    for p in range(q + 1):
+                        _step_intercept(RULE, B, pending[p], pending[p, n_out], hp,
+                                        pending[p, n_out + 1], pending[p, n_out + 2],
+                                        False, 0.0)
                 # (An element loop: ``own_B[:] = B`` compiled a shape check
                 # whose error message took 3 s of compile.)
                 for k in range(n_out):
                     for e in range(B.shape[2]):
                         own_B[0, k, e] = B[0, k, e]
+                        snap_B[0, k, e] = B[0, k, e]
         blk = nxt
         since_merge += block_end - first
         if private and (since_merge >= PRIVATE_SYNC or blk >= n_blocks):
             MERGE(P, hot, base, snap_owner, c_const, hp, table_owner)
             since_merge = 0
-    keep_alive((z_owner, dl_owner, pending_owner, own_B_owner, table_owner, snap_owner))
+    keep_alive((z_owner, dl_owner, pending_owner, own_B_owner, snap_B_owner, table_owner,
+                snap_owner))
     return lane_total
 
 
@@ -744,9 +775,10 @@ def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
     total_loss = 0.0
     # Every row writes the intercept: threads stepping it at once would pass its cache line
     # between the cores at every row. With two or more threads, each but the first steps
-    # a private copy for INTERCEPT_SYNC rows, then takes the same steps (the same
-    # gradients, in order) on the shared one and copies it back: a thread sees the other
-    # threads' intercept steps up to INTERCEPT_SYNC rows late. On
+    # a private copy for INTERCEPT_SYNC rows, then brings its steps to the shared one
+    # (the same gradients, in order; for SGD, Adagrad and FTRL, its change added) and
+    # copies it back: a thread sees the other threads' intercept steps up to
+    # INTERCEPT_SYNC rows late. On
     # tests/test_threads_and_order.py's data (5 seeds), Adam's Hogwild test loss against
     # one thread: +0.19% stepping the shared intercept every row, +0.22% syncing every 16
     # rows, +3.2% every 64; stepping only the shared one, late, so that a thread's own

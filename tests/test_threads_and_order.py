@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from joblib import Parallel, delayed
 from sklearn.metrics import log_loss
 
-from sparseopt import SparseClassifier, _engine, _spec
+from sparseopt import SparseClassifier, _engine, _kernels, _spec
 from sparseopt.datasets import make_sparse_classification
 
 
@@ -538,3 +538,51 @@ def test_merge_adds_each_threads_changes_since_the_snapshot(optimizer):
         if timed:
             assert record[-1] == T
     assert not np.allclose(expected, private)  # the shared change counted
+
+
+def _merge_intercept_template(B, own, snap, eta, hp):
+    """``_kernels._merge_intercept`` for the rule ``RULE``, a global that
+    ``_kernels._for_rule`` sets (a constant, as in the Hogwild loops)."""
+    _kernels._merge_intercept(RULE, B, own, snap, eta, hp)  # noqa: F821
+
+
+def _merge_intercept_for(optimizer):
+    from sparseopt.rules import RULES
+
+    return _kernels._for_rule(_merge_intercept_template, "merge_intercept_" + optimizer,
+                              RULES[optimizer].code)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "ftrl"])
+def test_held_intercept_merge_adds_each_threads_changes(optimizer):
+    """A Hogwild thread that holds a private intercept merges it into the shared one by
+    adding its change since the snapshot, for the rules whose intercept state is a sum
+    of its steps (the weight, Adagrad's sum of squares, FTRL's z and n): each thread's
+    steps count once, and FTRL's weight is the function of the merged z and n (never
+    penalized). Alone (the shared one unmoved), the thread's intercept comes out as it
+    was."""
+    from sparseopt.rules import RULES
+
+    eta0, beta = 0.5, 1.0
+    rule = RULES[optimizer]
+    slots = rule.layout(0.0, 0) if optimizer != "ftrl" else rule.slots
+    hp = _engine.make_settings(optimizer, "log_loss", eta0=eta0, lam=0.01,
+                               ftrl_beta=beta).hp
+    merge = _merge_intercept_for(optimizer)
+    rng = np.random.RandomState(0)
+    snap, own, shared = (np.abs(rng.rand(1, 1, len(slots))) + 0.1 for _ in range(3))
+    merged = shared.copy()
+    merge(merged, own, snap, eta0, hp)
+    expected = shared + own - snap
+    if optimizer == "ftrl":
+        z, n = expected[0, 0, slots.index("z")], expected[0, 0, slots.index("n")]
+        expected[0, 0, slots.index("w")] = -z / ((beta + np.sqrt(n)) / eta0)  # no L2
+    np.testing.assert_allclose(merged, expected, rtol=1e-12)
+    assert not np.allclose(merged, own)  # the other thread's change counted
+    alone = snap.copy()
+    merge(alone, own, snap, eta0, hp)
+    if optimizer == "ftrl":  # its weight: the function of its z and n
+        own = own.copy()
+        z, n = own[0, 0, slots.index("z")], own[0, 0, slots.index("n")]
+        own[0, 0, slots.index("w")] = -z / ((beta + np.sqrt(n)) / eta0)
+    np.testing.assert_allclose(alone, own, rtol=1e-12)

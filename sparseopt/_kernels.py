@@ -650,8 +650,13 @@ def _lane_rows(args):
     # adagrad, rmsprop and ftrl within noise. And for SGD, Adagrad and FTRL a holding
     # thread adds its change to the shared one instead of taking its steps again
     # (_merge_intercept), 6 rounds: adagrad 75.4 -> 72.9 ms, ftrl 117.4 -> 111.5 ms, sgd
-    # the same (commit messages).
-    hold_intercept = hold_intercept and lane > 0
+    # the same (commit messages). Not for Adam: with the first thread stepping the shared
+    # one at every row, a holding thread's replay races with it at every sync, and in
+    # the runs of this loop one of Adam's two-thread fits came out +1.51% in test loss
+    # (docs/speed at e7edfdd) and one +0.50% (docs/speed/repeats9.md), against at most
+    # +0.35% in session 15's two runs, where every thread held. The race is the likely
+    # cause, not a proven one; Adam keeps every thread holding, as then.
+    hold_intercept = hold_intercept and (lane > 0 or RULE == ADAM)
     if settle:
         return _settle_share(RULE, P, hp, t + seg_end, end_scale, end_l1, next_block,
                              table_owner)

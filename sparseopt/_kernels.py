@@ -779,16 +779,15 @@ def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
     table_owner = rules.catch_up_table(RULE, hp, c_const)
     total_loss = 0.0
     # Every row writes the intercept: threads stepping it at once would pass its cache line
-    # between the cores at every row. With two or more threads, each but the first steps
-    # a private copy for INTERCEPT_SYNC rows, then brings its steps to the shared one
-    # (the same gradients, in order; for SGD, Adagrad and FTRL, its change added) and
-    # copies it back: a thread sees the other threads' intercept steps up to
-    # INTERCEPT_SYNC rows late. On
-    # tests/test_threads_and_order.py's data (5 seeds), Adam's Hogwild test loss against
-    # one thread: +0.19% stepping the shared intercept every row, +0.22% syncing every 16
-    # rows, +3.2% every 64; stepping only the shared one, late, so that a thread's own
-    # margins miss its last steps: +2.6% (3 seeds).
-    # The first thread steps the shared one itself, at every row (see _lane_rows).
+    # between the cores at every row. With two or more threads, each but the first (for
+    # Adam, each: see _lane_rows, which also says why the first steps the shared one
+    # itself) steps a private copy for INTERCEPT_SYNC rows, then brings its steps to the
+    # shared one (the same gradients, in order; for SGD, Adagrad and FTRL, its change
+    # added) and copies it back: a thread sees the other threads' intercept steps up to
+    # INTERCEPT_SYNC rows late. On tests/test_threads_and_order.py's data (5 seeds),
+    # Adam's Hogwild test loss against one thread: +0.19% stepping the shared intercept
+    # every row, +0.22% syncing every 16 rows, +3.2% every 64; stepping only the shared
+    # one, late, so that a thread's own margins miss its last steps: +2.6% (3 seeds).
     hold_intercept = n_threads > 1 and hp[_spec.FIT_INTERCEPT] != 0.0
     # The work counter (see _llvm.fetch_add), reset for each segment. Made once, here:
     # made inside the segment loop, Numba's parallel pass handled it wrongly (an epoch

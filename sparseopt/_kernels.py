@@ -32,7 +32,7 @@ from numba import njit, prange
 
 from . import _spec, losses, rules
 from ._llvm import borrowed, fetch_add, keep_alive, prefetch
-from .rules import ADAGRAD, ADAM, FTRL, SGD
+from .rules import ADAM, FTRL, SGD
 
 # The rule code that the templates of the compiled loops read (``_epoch``): each
 # compiled copy has its own value (see ``_for_rule``).
@@ -300,7 +300,7 @@ def _step_intercept(RULE, B, g, eta, hp, bc1, bc2, averaging, n_averaged):
 @njit(cache=True, inline="always", error_model="numpy")
 def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id, table,
               c_const, z, dl, eta, scale_prev, l1_prev, scale, l1_total, averaging, scale_sum,
-              n_averaged, pending, q, racing):
+              n_averaged, racing):
     """Step ``t`` on row ``order[r]``; returns its weighted loss (before the step).
 
     ``scale_prev``/``l1_prev`` are the global scale and L1 total after step t-1 (what the
@@ -313,10 +313,7 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id
     behind another must not rewind a feature's ``last`` (the other thread's catch-up would
     then replay those steps twice).
 
-    With ``q >= 0`` the intercept's step is also written to row ``q`` of ``pending`` (its
-    gradients, step size and Adam's bias corrections), for a Hogwild thread, which steps
-    a private copy of the intercept here, to take on the shared one later (see
-    ``_epoch_hogwild``). ``racing``: a Hogwild thread's loop (see ``_catch_up_feature``).
+    ``racing``: a Hogwild thread's loop (see ``_catch_up_feature``).
     """
     n_out = P.shape[1]
     stamp = P.shape[2] - 1  # the timestamp's slot (see rules.needs_timestamp)
@@ -394,12 +391,6 @@ def _row_step(RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id
     if hp[_spec.FIT_INTERCEPT] != 0.0:
         eta_b = eta * hp[_spec.INTERCEPT_RATE]
         _step_intercept(RULE, B, dl, eta_b, hp, bc1, bc2, averaging, n_averaged)
-        if q >= 0:
-            for k in range(n_out):
-                pending[q, k] = dl[k]
-            pending[q, n_out] = eta_b
-            pending[q, n_out + 1] = bc1
-            pending[q, n_out + 2] = bc2
     return loss
 
 
@@ -411,7 +402,6 @@ def _epoch(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, 
     n_out = P.shape[1]
     z_owner = np.empty(n_out)
     dl_owner = np.empty(n_out)
-    pending_owner = np.empty((1, n_out + 3))  # not used: the intercept steps at once
     lam, c_const = _weight_decay(RULE, hp)
     table_owner = rules.catch_up_table(RULE, hp, c_const)
     average_start = hp[_spec.AVERAGE_START]
@@ -421,7 +411,7 @@ def _epoch(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, 
     # arguments' owners are the caller's; the arrays made here are kept alive to the end.
     indptr, indices, data, y, sw, order, P, B, hp = borrowed(
         (indptr, indices, data, y, sw, order, P, B, hp))
-    z, dl, pending = borrowed((z_owner, dl_owner, pending_owner))
+    z, dl = borrowed((z_owner, dl_owner))
     table = borrowed(table_owner)  # Adam's is itself a tuple: its arrays are borrowed
     flat_P = P.reshape(P.size)
     record = P.shape[1] * P.shape[2]
@@ -450,7 +440,7 @@ def _epoch(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, 
             total_loss += _row_step(
                 RULE, indptr, indices, data, y, sw, order, r, t, P, B, hp, loss_id,
                 table, c_const, z, dl, eta, scale_prev, l1_prev, scale, l1_total, averaging,
-                scale_sum, n_averaged, pending, -1, False,
+                scale_sum, n_averaged, False,
             )
             r += 1
             if averaging and t >= average_start:
@@ -466,7 +456,7 @@ def _epoch(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id, sched_id, 
         G[_spec.G_AVG_COUNT] = n_averaged
         sum_sq, sum_abs = _flush(RULE, P, B, G, hp, t, table)
         if r >= n:
-            keep_alive((z_owner, dl_owner, pending_owner, table_owner))
+            keep_alive((z_owner, dl_owner, table_owner))
             return t, total_loss, sum_sq, sum_abs
 
 
@@ -612,18 +602,42 @@ def _settle_share(RULE, P, hp, T, scale, l1_total, next_block, table_owner):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _merge_intercept(RULE, B, own, snap, eta, hp):
-    """A Hogwild thread's private intercept ``own`` merged into the shared ``B``, for the
-    rules whose intercept state is a sum of its steps (SGD, Adagrad, FTRL): ``B += own -
-    snap``, ``snap`` being ``B`` when ``own`` was last taken from it; FTRL's weight is then
-    recomputed from the merged z and n (a step of gradient 0 with the intercept's step
-    size ``eta``: never penalized). Alone, the thread's intercept comes out as it was.
+def _merge_intercept(RULE, B, own, snap, n_held, eta, t, hp):
+    """A Hogwild thread's private intercept ``own``, stepped ``n_held`` times since it was
+    taken from the shared ``B`` (then ``snap``), merged into ``B`` as if the other
+    threads' steps since the snapshot came first and this thread's after (the order in
+    which taking its steps again on ``B`` would put them).
 
-    Taking its steps again on the shared one (as the other rules must) doubled the cost
-    of every intercept step in such a thread."""
+    Each state slot becomes ``d * B + own - d * snap``, ``d`` being what the thread's
+    steps multiplied it by (``rules.step_decay`` to the power ``n_held``: 1 for a sum of
+    steps, ``rho**n_held`` for RMSProp's average, ...): each thread's part counts once,
+    the old state decays under both. The weight adds its change, and for Adam also the
+    move that the other threads' change of the momentum, ``dm = B_m - snap_m``, makes
+    over this thread's steps: ``eta * dm * sum_{i<=n_held} b1**i / bc1 / (sqrt(v / bc2)
+    + eps)`` at step ``t``'s bias corrections, the merged ``v`` standing for each step's
+    (it moves by about ``(1 - b2) * n_held`` of itself). FTRL's weight is recomputed from
+    the merged z and n (a step of gradient 0 with the intercept's step size ``eta``:
+    never penalized). Alone (``B`` is ``snap``), the thread's intercept comes out as it
+    was.
+
+    Taking the thread's steps again on ``B``, as the loop did before, doubled the cost of
+    every intercept step in such a thread. Without Adam's momentum term, the spread of
+    its two-thread test loss against one thread's doubled (commit message)."""
+    n_state = B.shape[2] - 1 if rules.needs_timestamp(RULE) else B.shape[2]
     for k in range(B.shape[1]):
-        for e in range(B.shape[2]):
-            B[0, k, e] += own[0, k, e] - snap[0, k, e]
+        dm = 0.0
+        if RULE == ADAM:
+            dm = B[0, k, rules.adam.M] - snap[0, k, rules.adam.M]
+        for e in range(n_state):
+            d = rules.step_decay(RULE, e, hp) ** n_held
+            B[0, k, e] = d * B[0, k, e] + own[0, k, e] - d * snap[0, k, e]
+        if RULE == ADAM and dm != 0.0:  # (then v > 0: the same gradients moved it)
+            b1 = hp[_spec.BETA1]
+            bc1 = 1.0 - b1 ** float(t)
+            bc2 = 1.0 - hp[_spec.BETA2] ** float(t)
+            carried = b1 * (1.0 - b1 ** n_held) / (1.0 - b1)  # sum_{i<=n_held} b1**i
+            B[0, k, rules.adam.W] -= eta * carried * dm / bc1 / (
+                math.sqrt(B[0, k, rules.adam.V] / bc2) + hp[_spec.EPS])
         if RULE == FTRL:
             rules.step(RULE, B, 0, k, 0.0, eta, 1.0, 0.0, 0.0, hp, 1.0, 1.0, 0.0)
 
@@ -647,16 +661,15 @@ def _lane_rows(args):
     # intercept directly, and only the others hold (the shared one's cache line then
     # moves twice per INTERCEPT_SYNC rows of theirs); two threads against every thread
     # holding, interleaved, 6 rounds: sgd 58.7 -> 55.1 ms, adadelta 115.7 -> 107.3 ms,
-    # adagrad, rmsprop and ftrl within noise. And for SGD, Adagrad and FTRL a holding
-    # thread adds its change to the shared one instead of taking its steps again
-    # (_merge_intercept), 6 rounds: adagrad 75.4 -> 72.9 ms, ftrl 117.4 -> 111.5 ms, sgd
-    # the same (commit messages). Not for Adam: with the first thread stepping the shared
-    # one at every row, a holding thread's replay races with it at every sync, and in
-    # the runs of this loop one of Adam's two-thread fits came out +1.51% in test loss
-    # (docs/speed at e7edfdd) and one +0.50% (docs/speed/repeats9.md), against at most
-    # +0.35% in session 15's two runs, where every thread held. The race is the likely
-    # cause, not a proven one; Adam keeps every thread holding, as then.
-    hold_intercept = hold_intercept and (lane > 0 or RULE == ADAM)
+    # adagrad, rmsprop and ftrl within noise. And a holding thread merges its change into
+    # the shared one instead of taking its steps again (_merge_intercept), 6 rounds:
+    # adagrad 75.4 -> 72.9 ms, ftrl 117.4 -> 111.5 ms, sgd the same (commit messages).
+    # Adam's test loss does not tell the first thread stepping the shared intercept
+    # from every thread holding: 50 two-thread fits of each on full pypi_popular, each
+    # against one thread, -0.43% to +1.21% (sd 0.22%) and -0.19% to +0.63% (sd 0.21%);
+    # on a disturbed host (a third busy process, 30 fits each) both -1.6% to +1.7%, the
+    # spread of one-thread fits with other shuffles (commit message).
+    hold_intercept = hold_intercept and lane > 0
     if settle:
         return _settle_share(RULE, P, hp, t + seg_end, end_scale, end_l1, next_block,
                              table_owner)
@@ -665,7 +678,6 @@ def _lane_rows(args):
     lam, c_const = _weight_decay(RULE, hp)
     z_owner = np.empty(n_out)
     dl_owner = np.empty(n_out)
-    pending_owner = np.empty((INTERCEPT_SYNC, n_out + 3))
     own_B_owner = B.copy() if hold_intercept else B
     snap_B_owner = B.copy()  # the shared intercept when own_B was last taken from it
     # The last recs.shape[0] threads keep private records of the hot columns: rows of
@@ -691,8 +703,7 @@ def _lane_rows(args):
     # caller's).
     indptr, indices, data, y, sw, order, P, B, hp = borrowed(
         (indptr, indices, data, y, sw, order, P, B, hp))
-    z, dl, pending, own_B, snap_B = borrowed(
-        (z_owner, dl_owner, pending_owner, own_B_owner, snap_B_owner))
+    z, dl, own_B, snap_B = borrowed((z_owner, dl_owner, own_B_owner, snap_B_owner))
     table = borrowed(table_owner)
     flat_P = P.reshape(P.size)
     record = P.shape[1] * P.shape[2]
@@ -727,22 +738,13 @@ def _lane_rows(args):
             lane_total += _row_step(
                 RULE, indptr, indices, data, y, sw, order, r, step_t, P, own_B,
                 hp, loss_id, table, c_const, z, dl, eta, scale_prev, l1_prev, scale_r,
-                l1_r, False, 0.0, 0.0, pending, q if hold_intercept else -1, True,
+                l1_r, False, 0.0, 0.0, True,
             )
             scale_prev = scale_r
             l1_prev = l1_r
             if hold_intercept and (q == INTERCEPT_SYNC - 1 or r == block_end - 1):
-                if RULE == SGD or RULE == ADAGRAD or RULE == FTRL:
-                    # Sums of their steps (the weight, Adagrad's squares, FTRL's z and
-                    # n): this thread's change since the snapshot added to the shared
-                    # one, not its steps taken again (see _merge_intercept).
-                    _merge_intercept(RULE, B, own_B, snap_B, pending[q, n_out], hp)
-                else:
-                    # Averages that decay at every step: the same steps, in order.
-                    for p in range(q + 1):
-                        _step_intercept(RULE, B, pending[p], pending[p, n_out], hp,
-                                        pending[p, n_out + 1], pending[p, n_out + 2],
-                                        False, 0.0)
+                _merge_intercept(RULE, B, own_B, snap_B, q + 1,
+                                 eta * hp[_spec.INTERCEPT_RATE], step_t, hp)
                 # (An element loop: ``own_B[:] = B`` compiled a shape check
                 # whose error message took 3 s of compile.)
                 for k in range(n_out):
@@ -754,7 +756,7 @@ def _lane_rows(args):
         if private and (since_merge >= PRIVATE_SYNC or blk >= n_blocks):
             MERGE(P, hot, base, snap_owner, c_const, hp, table_owner)
             since_merge = 0
-    keep_alive((z_owner, dl_owner, pending_owner, own_B_owner, snap_B_owner, table_owner,
+    keep_alive((z_owner, dl_owner, own_B_owner, snap_B_owner, table_owner,
                 snap_owner))
     return lane_total
 
@@ -779,11 +781,10 @@ def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
     table_owner = rules.catch_up_table(RULE, hp, c_const)
     total_loss = 0.0
     # Every row writes the intercept: threads stepping it at once would pass its cache line
-    # between the cores at every row. With two or more threads, each but the first (for
-    # Adam, each: see _lane_rows, which also says why the first steps the shared one
-    # itself) steps a private copy for INTERCEPT_SYNC rows, then brings its steps to the
-    # shared one (the same gradients, in order; for SGD, Adagrad and FTRL, its change
-    # added) and copies it back: a thread sees the other threads' intercept steps up to
+    # between the cores at every row. With two or more threads, each but the first (see
+    # _lane_rows for why the first steps the shared one itself) steps a private copy for
+    # INTERCEPT_SYNC rows, then merges its change into the shared one (_merge_intercept)
+    # and copies it back: a thread sees the other threads' intercept steps up to
     # INTERCEPT_SYNC rows late. On tests/test_threads_and_order.py's data (5 seeds),
     # Adam's Hogwild test loss against one thread: +0.19% stepping the shared intercept
     # every row, +0.22% syncing every 16 rows, +3.2% every 64; stepping only the shared

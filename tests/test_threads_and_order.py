@@ -540,10 +540,10 @@ def test_merge_adds_each_threads_changes_since_the_snapshot(optimizer):
     assert not np.allclose(expected, private)  # the shared change counted
 
 
-def _merge_intercept_template(B, own, snap, eta, hp):
+def _merge_intercept_template(B, own, snap, n_held, eta, t, hp):
     """``_kernels._merge_intercept`` for the rule ``RULE``, a global that
     ``_kernels._for_rule`` sets (a constant, as in the Hogwild loops)."""
-    _kernels._merge_intercept(RULE, B, own, snap, eta, hp)  # noqa: F821
+    _kernels._merge_intercept(RULE, B, own, snap, n_held, eta, t, hp)  # noqa: F821
 
 
 def _merge_intercept_for(optimizer):
@@ -553,36 +553,63 @@ def _merge_intercept_for(optimizer):
                               RULES[optimizer].code)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "ftrl"])
-def test_held_intercept_merge_adds_each_threads_changes(optimizer):
-    """A Hogwild thread that holds a private intercept merges it into the shared one by
-    adding its change since the snapshot, for the rules whose intercept state is a sum
-    of its steps (the weight, Adagrad's sum of squares, FTRL's z and n): each thread's
-    steps count once, and FTRL's weight is the function of the merged z and n (never
-    penalized). Alone (the shared one unmoved), the thread's intercept comes out as it
-    was."""
+# What one step multiplies each state slot of the intercept by, written out here from
+# the rules' formulas (../shared/LAZY_UPDATES.md), not read from sparseopt.
+_STEP_DECAYS = {"sgd": {}, "adagrad": {}, "ftrl": {},
+                "rmsprop": {"v": "rho"}, "adadelta": {"v": "rho", "delta": "rho"},
+                "adam": {"m": "beta_1", "v": "beta_2"}}
+
+
+@pytest.mark.parametrize("optimizer", sorted(_STEP_DECAYS))
+def test_held_intercept_merge_counts_each_threads_steps_once(optimizer):
+    """A Hogwild thread that held a private intercept for ``n`` steps merges it into the
+    shared one as if the other threads' steps since the snapshot came first and its own
+    after: a sum of steps (a weight, Adagrad's squares, FTRL's z and n) adds its change;
+    an average that one step multiplies by ``d`` becomes ``d**n * shared + own - d**n *
+    snap`` (the old state decays under both threads' steps, each thread's part counts
+    once). Adam's weight also takes the move that the other threads' change of the
+    momentum makes over the thread's steps (as taking its steps again would, with the
+    merged ``v`` for each step's). FTRL's weight is then the function of the merged z and
+    n (never penalized). Alone (the shared one unmoved), the thread's intercept comes out
+    as it was."""
     from sparseopt.rules import RULES
 
-    eta0, beta = 0.5, 1.0
+    eta0, beta, n_held, t, eps = 0.5, 1.0, 5, 7, 0.01
+    factors = {"rho": 0.9, "beta_1": 0.8, "beta_2": 0.95}
     rule = RULES[optimizer]
-    slots = rule.layout(0.0, 0) if optimizer != "ftrl" else rule.slots
-    hp = _engine.make_settings(optimizer, "log_loss", eta0=eta0, lam=0.01,
-                               ftrl_beta=beta).hp
+    slots = [s for s in rule.layout(0.0, 0) if s != "last"]
+    extra = {"rho": factors["rho"]} if optimizer in ("rmsprop", "adadelta") else {}
+    if optimizer == "adam":
+        extra = {"beta_1": factors["beta_1"], "beta_2": factors["beta_2"]}
+    hp = _engine.make_settings(optimizer, "log_loss", eta0=eta0, lam=0.01, ftrl_beta=beta,
+                               epsilon=eps, **extra).hp
     merge = _merge_intercept_for(optimizer)
     rng = np.random.RandomState(0)
-    snap, own, shared = (np.abs(rng.rand(1, 1, len(slots))) + 0.1 for _ in range(3))
+    width = len(rule.layout(0.0, 0))
+    snap, own, shared = (np.abs(rng.rand(1, 1, width)) + 0.1 for _ in range(3))
     merged = shared.copy()
-    merge(merged, own, snap, eta0, hp)
-    expected = shared + own - snap
+    merge(merged, own, snap, n_held, eta0, t, hp)
+    d = np.array([factors[_STEP_DECAYS[optimizer][s]] ** n_held
+                  if s in _STEP_DECAYS[optimizer] else 1.0 for s in slots])
+    expected = (d * shared[0, 0, :len(slots)] + own[0, 0, :len(slots)]
+                - d * snap[0, 0, :len(slots)])
     if optimizer == "ftrl":
-        z, n = expected[0, 0, slots.index("z")], expected[0, 0, slots.index("n")]
-        expected[0, 0, slots.index("w")] = -z / ((beta + np.sqrt(n)) / eta0)  # no L2
-    np.testing.assert_allclose(merged, expected, rtol=1e-12)
-    assert not np.allclose(merged, own)  # the other thread's change counted
+        z, n = expected[slots.index("z")], expected[slots.index("n")]
+        expected[slots.index("w")] = -z / ((beta + np.sqrt(n)) / eta0)  # no L2
+    if optimizer == "adam":
+        b1, b2 = factors["beta_1"], factors["beta_2"]
+        dm = shared[0, 0, slots.index("m")] - snap[0, 0, slots.index("m")]
+        carried = sum(b1 ** i for i in range(1, n_held + 1))
+        v_hat = expected[slots.index("v")] / (1 - b2 ** t)
+        expected[slots.index("w")] -= (eta0 * carried * dm / (1 - b1 ** t)
+                                       / (np.sqrt(v_hat) + eps))
+    np.testing.assert_allclose(merged[0, 0, :len(slots)], expected, rtol=1e-12)
+    assert not np.allclose(merged[0, 0, :len(slots)], own[0, 0, :len(slots)])
     alone = snap.copy()
-    merge(alone, own, snap, eta0, hp)
+    merge(alone, own, snap, n_held, eta0, t, hp)
     if optimizer == "ftrl":  # its weight: the function of its z and n
         own = own.copy()
         z, n = own[0, 0, slots.index("z")], own[0, 0, slots.index("n")]
         own[0, 0, slots.index("w")] = -z / ((beta + np.sqrt(n)) / eta0)
-    np.testing.assert_allclose(alone, own, rtol=1e-12)
+    np.testing.assert_allclose(alone[0, 0, :len(slots)], own[0, 0, :len(slots)],
+                               rtol=1e-12)

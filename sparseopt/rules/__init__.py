@@ -104,6 +104,22 @@ def decay_strength(RULE, lam):
     return 0.0 if RULE == FTRL else lam
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def step_decay(RULE, e, hp):
+    """The factor by which a step multiplies slot ``e`` of a record before adding its own
+    part, apart from the weight-decay scale: RMSProp's and Adadelta's averages ``rho``,
+    Adam's ``m`` ``beta_1`` and ``v`` ``beta_2``; 1 for a slot that is a sum of steps
+    (every weight, Adagrad's squares, FTRL's z and n). Not for the timestamp."""
+    if RULE == RMSPROP or RULE == ADADELTA:
+        return hp[_spec.RHO] if e > 0 else 1.0
+    if RULE == ADAM:
+        if e == adam.M:
+            return hp[_spec.BETA1]
+        if e == adam.V:
+            return hp[_spec.BETA2]
+    return 1.0
+
+
 def catch_up_table(RULE, hp, c):
     """Numbers a rule's catch-up reads often, computed once per epoch.
 

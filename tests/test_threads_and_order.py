@@ -169,9 +169,11 @@ def _engine_problem(problem, optimizer, lam, lam1, eta0):
 def test_hogwild_loop_on_one_thread_equals_the_one_thread_loop(problem, optimizer, lam, lam1,
                                                               eta0):
     """With one thread the work counter hands out every block once, in order: the Hogwild
-    loop then takes the same steps as the one-thread loop, to the last bit (its scale and
-    L1 total are carried from each block's start: the same operations in the same
-    order)."""
+    loop then takes the same steps as the one-thread loop. To the last bit where it takes
+    the steps' scales one by one, as that loop does (with L1, or without a decay);
+    without L1 each block's starting scale is a running product of the blocks' products
+    (``_kernels._whole_blocks_scale``), the same to rounding: the models agree to
+    rtol 1e-11 after two epochs."""
     from sparseopt import _kernels
 
     X, y, sw, settings = _engine_problem(problem, optimizer, lam, lam1, eta0)
@@ -190,9 +192,14 @@ def test_hogwild_loop_on_one_thread_equals_the_one_thread_loop(problem, optimize
     one, hog = models
     assert hog.t == one.t == 2 * X.shape[0]
     assert np.abs(one.P[:, 0, 0]).max() > 1e-3  # it learned something
-    np.testing.assert_array_equal(hog.P, one.P)
-    np.testing.assert_array_equal(hog.B, one.B)
-    np.testing.assert_array_equal(hog.G, one.G)
+    if lam1 > 0.0 or optimizer == "ftrl":  # (FTRL's L2 is in its closed form: no decay)
+        np.testing.assert_array_equal(hog.P, one.P)
+        np.testing.assert_array_equal(hog.B, one.B)
+        np.testing.assert_array_equal(hog.G, one.G)
+    else:
+        for a, b in ((hog.P, one.P), (hog.B, one.B), (hog.G, one.G)):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-300)
+        assert not np.array_equal(hog.P, one.P)  # (else the comment above is wrong)
 
 
 def test_one_thread_epochs_release_the_gil(problem):
@@ -613,3 +620,51 @@ def test_held_intercept_merge_counts_each_threads_steps_once(optimizer):
         own[0, 0, slots.index("w")] = -z / ((beta + np.sqrt(n)) / eta0)
     np.testing.assert_allclose(alone[0, 0, :len(slots)], own[0, 0, :len(slots)],
                                rtol=1e-12)
+
+
+def _scales_one_by_one(t, n, lam, hp, sched_id, scale):
+    """The global scale before each of the steps ``t + 1 .. t + n``, the steps taken one
+    after another with the schedule's formulas (``_spec`` names, ../shared/LAZY_UPDATES.md)
+    in Python floats, as the one-thread loop takes them."""
+    out = []
+    for step in range(t + 1, t + n + 1):
+        out.append(scale)
+        if sched_id == _spec.CONSTANT:
+            eta = hp[_spec.ETA0]
+        elif sched_id == _spec.INVSCALING:
+            eta = hp[_spec.ETA0] / step ** hp[_spec.POWER_T]
+        else:
+            eta = 1.0 / (hp[_spec.OPTIMAL_ALPHA] * (hp[_spec.OPTIMAL_INIT] + step - 1.0))
+        scale *= 1.0 - eta * lam
+    return np.array(out + [scale])
+
+
+@pytest.mark.parametrize("schedule, lam, eta0", [
+    ("constant", 1e-7, 1.0), ("optimal", 1e-4, None), ("invscaling", 1e-3, 0.1),
+    ("constant", 0.5, 0.05),  # falls below MIN_SCALE after ~770 steps
+])
+@pytest.mark.parametrize("seg_start, n", [(0, 1000), (70, 1000), (0, 64 * 12), (5, 40)])
+def test_whole_blocks_scale_matches_the_steps_one_by_one(schedule, lam, eta0, seg_start, n):
+    """Without L1 the Hogwild loop takes the scale at each block's start from products of
+    the blocks' steps: the same as the steps one by one to rounding, up to the block in
+    which the scale falls below MIN_SCALE (the loop takes that block's steps one by
+    one), and it leaves a block that is not whole to the loop too."""
+    settings = _engine.make_settings("sgd", "log_loss", eta0=eta0, lam=lam,
+                                     learning_rate=schedule)
+    hp, t, scale0 = settings.hp, 300, 0.7
+    block = _kernels.HOGWILD_BLOCK
+    block_scale = np.full(n // block + 1, np.nan)
+    block_l1 = np.full(n // block + 1, np.nan)
+    end, scale = _kernels._whole_blocks_scale(seg_start, n, t, scale0, 0.25, lam, hp,
+                                              settings.sched_id, block_scale, block_l1)
+    expected = _scales_one_by_one(t + seg_start, n - seg_start, lam, hp, settings.sched_id,
+                                  scale0)
+    below = np.flatnonzero(expected < _spec.MIN_SCALE)
+    # The block that holds the first step whose scale falls below MIN_SCALE, or the
+    # last whole one.
+    stop = (n - seg_start) // block if not below.size else (below[0] - 1) // block
+    assert end == seg_start + stop * block
+    np.testing.assert_allclose(block_scale[:stop], expected[:stop * block:block], rtol=1e-13)
+    np.testing.assert_allclose(scale, expected[stop * block], rtol=1e-13)
+    assert (block_l1[:stop] == 0.25).all()  # without L1, the total does not move
+    assert np.isnan(block_scale[stop:]).all()  # the loop's own, one step at a time

@@ -392,8 +392,10 @@ def test_private_records_alone_equal_the_one_thread_loop(problem, optimizer, lam
     """A thread with private records of the hot columns, alone in the Hogwild loop, merges
     them into the shared ones every PRIVATE_SYNC of its rows and at its end; with no other
     thread the shared records do not move in between, so the merge must hand back its
-    private records unchanged: the same numbers as the one-thread loop, to the last bit
-    (3,000 rows: two merges inside each epoch and one at its end)."""
+    private records unchanged: the same numbers as the Hogwild loop on one thread without
+    private records, to the last bit (3,000 rows: two merges inside each epoch and one at
+    its end). (That loop against the one-thread loop:
+    test_hogwild_loop_on_one_thread_equals_the_one_thread_loop.)"""
     from sparseopt import _kernels
 
     X, y, sw, settings = _engine_problem(problem, optimizer, lam, 0.0, eta0)
@@ -405,14 +407,15 @@ def test_private_records_alone_equal_the_one_thread_loop(problem, optimizer, lam
     assert np.isin(X.indices, plan.hot).mean() > 0.1  # hot columns are a share of X
     order = _engine.row_order(X.shape[0], True, np.random.RandomState(0))
     models = []
+    kernel = _kernels.HOGWILD[optimizer]
     for private in (False, True):
         model = _engine.LazyModel(optimizer, X.shape[1], n_out)
         for _ in range(2):
             if private:
-                rows = model._with_private_rows(plan)
-                kernel, extra = _kernels.HOGWILD[optimizer], (1, rows, plan.recs, plan.hot)
+                extra = (1, model._with_private_rows(plan), plan.recs, plan.hot)
             else:
-                kernel, extra = _kernels.EPOCH[optimizer], ()
+                extra = (1, model.P, np.empty((0, 0), X.indices.dtype),
+                         np.empty(0, np.int64))
             args = (X.indptr, X.indices, X.data, y, sw, order, model.P, model.B, model.G,
                     settings.hp, settings.loss_id, settings.sched_id, model.t)
             model.t, *_ = kernel(*args, *extra)

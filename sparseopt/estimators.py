@@ -24,11 +24,6 @@ from .losses import row_loss_grad
 from .rules import RULES
 
 OPTIMIZERS = tuple(RULES) + ("adamw",)
-# scikit-learn's SGD moves the intercept 100x slower than the weights on sparse data
-# (SPARSE_INTERCEPT_DECAY): with "optimal" steps of 1/(alpha*t) the intercept would
-# otherwise swing wildly. sgd does the same on all input, so that dense and sparse forms
-# of the same data give the same model and users switching from SGDClassifier lose nothing.
-_SGD_INTERCEPT_RATE = 0.01
 PENALTIES = ("l2", "l1", "elasticnet", None)
 
 
@@ -120,7 +115,7 @@ class _SparseLinear(BaseEstimator):
             epsilon_loss=getattr(self, "epsilon_loss", 0.1),
             fit_intercept=self.fit_intercept,
             average=int(self.average),
-            intercept_rate=_SGD_INTERCEPT_RATE if optimizer == "sgd" else 1.0,
+            intercept_rate=rule.default_intercept_rate,
             t_start=t_start,
         )
 

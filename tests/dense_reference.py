@@ -222,7 +222,7 @@ def _step(optimizer, w, g, st, *, eta, c, t, lam1, lam2, hp):
         vh = v / (1.0 - b2**t)
         w[...] = c * w - eta * mh / (np.sqrt(vh) + eps)
     elif optimizer == "ftrl":
-        a = hp["eta0"]
+        a = eta  # its alpha: eta0 (constant), times intercept_rate for the intercept
         beta = hp["ftrl_beta"]
         z = st["z"]
         n = st["n"]
@@ -272,6 +272,7 @@ def dense_fit(
     power_t=0.5,
     epsilon_loss=0.1,
     fit_intercept=True,
+    intercept_rate=1.0,
     t_start=0,
     state=None,
 ):
@@ -348,8 +349,10 @@ def dense_fit(
                     hp=hp,
                 )
             if fit_intercept:
-                # Never decayed, never L1-penalized; same rule with its own state.
-                _step(optimizer, b, dl, st_b, eta=eta, c=1.0, t=t, lam1=0.0, lam2=0.0, hp=hp)
+                # Never decayed, never L1-penalized; same rule with its own state, its step
+                # size eta * intercept_rate.
+                _step(optimizer, b, dl, st_b, eta=eta * intercept_rate, c=1.0, t=t, lam1=0.0,
+                      lam2=0.0, hp=hp)
         losses.append(epoch_losses)
 
     out = {

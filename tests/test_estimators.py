@@ -407,3 +407,32 @@ def test_divergence_names_the_epoch_and_leaves_the_model_unfitted():
         clf.partial_fit(X2, y2)
     clf.partial_fit(X2, y2, classes=[0, 1])
     assert np.all(np.isfinite(clf.coef_))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "rmsprop", "adadelta", "adam", "ftrl"])
+def test_defaults_equal_the_dense_reference_with_the_rules_defaults(optimizer):
+    """A default fit (rows in order) takes the rule's measured defaults, the intercept's
+    step rate included (``Rule.default_intercept_rate``: 0.01 for sgd, as scikit-learn's
+    SGD on sparse data; 0.1 for RMSProp, Adadelta and Adam; README, "Defaults"), the same
+    steps as the dense reference given them."""
+    from dense_reference import dense_fit
+
+    from sparseopt.rules import RULES
+
+    rule = RULES[optimizer]
+    X, y = sparse_problem()
+    clf = SparseClassifier(optimizer=optimizer, shuffle=False, max_iter=2, tol=None).fit(X, y)
+    hp = dict(eta0=rule.default_eta0, lam=rule.default_alpha, epsilon=rule.default_epsilon,
+              intercept_rate=rule.default_intercept_rate)
+    if rule.default_rho:
+        hp["rho"] = rule.default_rho
+    if optimizer == "sgd":
+        hp["learning_rate"] = "optimal"
+    order = np.arange(X.shape[0])
+    yb = (y == clf.classes_[1]).astype(float)
+    ref = dense_fit(X.toarray(), yb, np.ones(len(y)), [order, order], optimizer, "log_loss",
+                    1, **hp)
+    np.testing.assert_allclose(clf.coef_.ravel(), ref["coef"].ravel(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_, ref["intercept"], rtol=1e-9, atol=1e-12)
+    assert rule.default_intercept_rate == {"sgd": 0.01, "rmsprop": 0.1, "adadelta": 0.1,
+                                           "adam": 0.1}.get(optimizer, 1.0)

@@ -249,6 +249,22 @@ def test_no_intercept_stays_zero(optimizer):
     np.testing.assert_array_equal(model.intercept, 0.0)
 
 
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_intercept_rate_scales_the_intercepts_step(optimizer):
+    """The intercept steps with ``eta * intercept_rate`` (its own rule and state), the
+    weights with ``eta``: the estimators' defaults are below 1 for sgd and the rules with
+    running averages (``Rule.default_intercept_rate``)."""
+    seed = zlib_seed(optimizer, "intercept_rate")
+    X, y, sw = sparse_problem(seed, "log_loss")
+    orders = random_orders(seed, len(y), 3)
+    hp = dict(eta0=ETA0[optimizer], intercept_rate=0.1)
+    model, _ = run_engine(optimizer, "log_loss", 1, csr_from_dense(X), y, sw, orders, **hp)
+    ref = dense_fit(X, y, sw, orders, optimizer, "log_loss", 1, **hp)
+    assert_matches_reference(model, ref, optimizer)
+    full = dense_fit(X, y, sw, orders, optimizer, "log_loss", 1, eta0=ETA0[optimizer])
+    assert abs(ref["intercept"][0] - full["intercept"][0]) > 1e-3  # the rate mattered
+
+
 DECAYING = [o for o in OPTIMIZERS if o != "ftrl" and "l2" in PENALTIES[o]]
 
 

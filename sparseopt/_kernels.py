@@ -666,7 +666,7 @@ def _lane_rows(args):
     # adagrad 75.4 -> 72.9 ms, ftrl 117.4 -> 111.5 ms, sgd the same (commit messages).
     # Adam's test loss does not tell the first thread stepping the shared intercept
     # from every thread holding: 50 two-thread fits of each on full pypi_popular, each
-    # against one thread, -0.43% to +1.21% (sd 0.22%) and -0.19% to +0.63% (sd 0.21%);
+    # against one thread, -0.43% to +1.21% and -0.19% to +0.63% (sd about 0.2% each);
     # on a disturbed host (a third busy process, 30 fits each) both -1.6% to +1.7%, the
     # spread of one-thread fits with other shuffles (commit message).
     hold_intercept = hold_intercept and lane > 0

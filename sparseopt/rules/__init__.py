@@ -71,12 +71,12 @@ RULES = {
                 default_intercept_rate=0.01),
     "adagrad": Rule(ADAGRAD, adagrad, _ALL_PENALTIES, _CONSTANT,
                     default_eta0=1.0, default_epsilon=0.3, default_alpha=1e-7),
-    # RMSProp, Adadelta and Adam: a step that does not shrink over time, normalized by
-    # running averages that forget, moved the intercept by up to ~0.2 at each of the rare
-    # positive rows of pypi_popular: the test loss after 4 epochs moved by 1.7% with the
-    # row order (Adam), nearly all of it the intercept. A tenth of the step: lower test
-    # loss after 2 and 3 epochs on full pypi_popular, its 100k sample and the synthetic
-    # data, and a spread over row orders several times smaller (README, "Defaults").
+    # RMSProp, Adadelta and Adam: their steps do not shrink as a coordinate's rows add up,
+    # and every row steps the intercept. On full pypi_popular, Adam's test loss after 4
+    # epochs moved by 1.7% with the row order, nearly all of it the intercept (refitting
+    # it alone left 0.3%). A tenth of the step: lower test loss after 3 epochs on full
+    # pypi_popular, its 100k sample and the synthetic data, and a spread over row orders
+    # several times smaller (README, "Defaults"; commit a86213f).
     "rmsprop": Rule(RMSPROP, rmsprop, _L2_ONLY, _CONSTANT,
                     default_eta0=0.03, default_epsilon=0.1, default_alpha=1e-7,
                     default_rho=0.999, default_intercept_rate=0.1),

@@ -1091,8 +1091,10 @@ def plan_timing(X, n_threads, repeats=5):
     if plan is None:
         return {"plan": None, "optimizers": optimizers, "threads": n_threads}
     return {"plan": True, "seconds": _median(times[1:]), "all": times[1:],
-            "hot_columns": int(plan.hot.size),
-            "hot_share": float(np.isin(X.indices, plan.hot).mean()),
+            "hot_columns": int(plan.n_hot),
+            "hot_share": float(np.isin(X.indices, plan.hot[:plan.n_hot]).mean()),
+            "warm_columns": int(plan.hot.size - plan.n_hot),
+            "warm_share": float(np.isin(X.indices, plan.hot[plan.n_hot:]).mean()),
             "private_threads": int(plan.recs.shape[0]), "bytes": int(plan.recs.nbytes),
             "optimizers": optimizers, "threads": n_threads}
 
@@ -1448,13 +1450,15 @@ def _private_lines(pl, optimizers):
     return ["", f"{title} (`_engine.hogwild_plan`, for {', '.join(pl['optimizers'])}; "
             f"not Adam's, whose catch-up is not linear): {pl['hot_columns']} columns in at "
             f"least {_engine.PRIVATE_SHARE:.0%} of the rows, {pl['hot_share']:.1%} of the "
-            "nonzeros. "
+            f"nonzeros, and {pl.get('warm_columns', 0)} warm columns after them (in at "
+            f"least {_engine.WARM_SHARE:.3%} of the rows, at most {_engine.WARM_COLUMNS}), "
+            f"{pl.get('warm_share', 0.0):.1%} of the nonzeros. "
             f"{pl['private_threads']} of the {pl['threads']} threads step private copies of "
             f"their records, reached through a copy of X.indices each "
             f"({_mb(pl['bytes'])}), and merge them into the shared ones every "
-            "PRIVATE_SYNC of their rows. The plan is made once per fit, before its first "
-            f"epoch: {pl['seconds'] * 1e3:.1f} ms (median of {len(pl['all'])}){share}, not "
-            "in the seconds per epoch above."]
+            "PRIVATE_SYNC of their rows (the warm ones every WARM_SYNC). The plan is made "
+            f"once per fit, before its first epoch: {pl['seconds'] * 1e3:.1f} ms (median "
+            f"of {len(pl['all'])}){share}, not in the seconds per epoch above."]
 
 
 def _sharing_lines(sr):

@@ -86,17 +86,29 @@ def row_order(n, shuffle, rng):
     return np.cumsum(order, out=order)
 
 
-# Hogwild threads with private records of the hot columns (_kernels._lane_rows): at most
-# PRIVATE_COLUMNS of the columns in at least PRIVATE_SHARE of the rows (counted on at most
-# SAMPLE_ROWS rows evenly spread), in at most PRIVATE_LANES threads (each reads a copy of
-# X.indices, 4 bytes per nonzero), for data of at least PRIVATE_MIN_ROWS rows (on less, a
-# thread's private records, merged every PRIVATE_SYNC of its rows, would miss a large
-# share of the other's steps).
+# Hogwild threads with private records of the hot columns (_kernels._lane_rows), in two
+# tiers: at most PRIVATE_COLUMNS of the columns in at least PRIVATE_SHARE of the rows,
+# merged every PRIVATE_SYNC of a thread's rows, and after them at most WARM_COLUMNS of the
+# columns in at least WARM_SHARE, merged every WARM_SYNC (counted on at most SAMPLE_ROWS
+# rows evenly spread). A column's share times its tier's sync is how often a thread steps
+# its private record between merges (at least about 10 and 3): a merge costs about what a
+# step does, so it pays only for a column stepped several times in between. In at most
+# PRIVATE_LANES threads (each reads a copy of X.indices, 4 bytes per nonzero), for data of
+# at least PRIVATE_MIN_ROWS rows (on less, a thread's private records would miss a large
+# share of the other's steps). The warm tier: the threads met far apart (a cache line's
+# move 5-6x slower: bench/host.py) write the records of all but the rarest columns from
+# each other's caches. Two threads on full pypi_popular against one, epochs interleaved
+# and classed by a probe around each, without the warm tier and with it: sgd 1.94x ->
+# 2.01x (near), 1.46x -> 1.64x (far); adagrad 1.88x -> 1.90x (near), and with 8,192 warm
+# columns merged every 16 x PRIVATE_SYNC, 1.66x -> 1.78x (far); test loss within 0.1% of
+# one thread either way (commit message).
 PRIVATE_COLUMNS = 256
 PRIVATE_SHARE = 0.01
+WARM_COLUMNS = 16384
+WARM_SHARE = 0.00005
 PRIVATE_LANES = 3
 PRIVATE_MIN_ROWS = 50_000
-SAMPLE_ROWS = 16_384
+SAMPLE_ROWS = 65_536
 
 
 @dataclass
@@ -104,7 +116,8 @@ class HotPlan:
     """What a fit's Hogwild epochs on one ``X`` need for private records of its hot
     columns (``hogwild_plan``); made once per fit, not per epoch."""
 
-    hot: np.ndarray  # int64 columns
+    hot: np.ndarray  # int64 columns: the hot ones (merged every PRIVATE_SYNC), then the warm
+    n_hot: int  # the hot ones' count (the rest are merged every WARM_SYNC)
     recs: np.ndarray  # (threads, nnz): each private thread's record per nonzero
     rows: np.ndarray = None  # the model's records and the private ones after them
 
@@ -123,19 +136,24 @@ def hogwild_plan(X, settings, n_threads, n_epochs=2):
             or not RULES[settings.optimizer].linear_catch_up
             or hp[_spec.LAM1] > 0.0 or hp[_spec.AVERAGE_START] != 0.0
             # the private rows' numbers must fit the dtype of the indices
-            or X.shape[1] + lanes * PRIVATE_COLUMNS > np.iinfo(X.indices.dtype).max):
+            or X.shape[1] + lanes * (PRIVATE_COLUMNS + WARM_COLUMNS)
+            > np.iinfo(X.indices.dtype).max):
         return None
     every = max(1, X.shape[0] // SAMPLE_ROWS)
     counts = _kernels.sampled_column_counts(X.indptr, X.indices, X.shape[1], every)
-    hot = np.flatnonzero(counts >= PRIVATE_SHARE * -(-X.shape[0] // every))
-    if hot.size > PRIVATE_COLUMNS:
-        hot = np.sort(hot[np.argsort(-counts[hot], kind="stable")[:PRIVATE_COLUMNS]])
-    if hot.size == 0:
+    sampled = -(-X.shape[0] // every)
+    # The most frequent columns first (ties by column), each tier sorted by column, so
+    # that a merge walks the shared records in memory order.
+    ranked = np.argsort(-counts, kind="stable")
+    n_hot = min(int(np.sum(counts >= PRIVATE_SHARE * sampled)), PRIVATE_COLUMNS)
+    n_warm = min(int(np.sum(counts >= WARM_SHARE * sampled)) - n_hot, WARM_COLUMNS)
+    if n_hot == 0:
         return None
+    hot = np.concatenate([np.sort(ranked[:n_hot]), np.sort(ranked[n_hot:n_hot + n_warm])])
     hot = hot.astype(np.int64)
     recs = np.empty((lanes, X.indices.size), X.indices.dtype)
     _kernels.private_indices(X.indices, hot, X.shape[1], recs)
-    return HotPlan(hot, recs)
+    return HotPlan(hot, n_hot, recs)
 
 
 @dataclass(frozen=True)
@@ -315,10 +333,10 @@ class LazyModel:
         n_threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
         hogwild = n_threads > 1 and settings.hp[_spec.AVERAGE_START] == 0.0
         if hogwild and plan is not None:  # (its rows start a cache line)
-            private = (self._with_private_rows(plan), plan.recs, plan.hot)
+            private = (self._with_private_rows(plan), plan.recs, plan.hot, plan.n_hot)
         else:
             self.P = aligned(self.P)
-            private = (self.P, np.empty((0, 0), X.indices.dtype), np.empty(0, np.int64))
+            private = (self.P, np.empty((0, 0), X.indices.dtype), np.empty(0, np.int64), 0)
         args = (X.indptr, X.indices, X.data, y, sample_weight, order, self.P, self.B,
                 self.G, settings.hp, settings.loss_id, settings.sched_id, self.t)
         if hogwild:

@@ -483,8 +483,10 @@ INTERCEPT_SYNC = 16
 SETTLE_CHUNK = 4096
 # Rows a Hogwild thread with private records of the hot columns runs between merges
 # of its records into the shared ones (see _lane_rows): its view of the other threads'
-# steps on those columns is up to this many of its rows late.
+# steps on those columns is up to this many of its rows late. The warm columns (less
+# frequent; _engine.hogwild_plan) are merged every WARM_SYNC rows, with the hot ones.
 PRIVATE_SYNC = 1024
+WARM_SYNC = 64 * PRIVATE_SYNC
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -652,7 +654,7 @@ def _lane_rows(args):
     """
     (indptr, indices, data, y, sw, order, P, B, hp, loss_id, sched_id, t, next_block,
      block_scale, block_l1, end_scale, end_l1, table_owner, hold_intercept, settle,
-     P_rows, recs, hot, lane, n_lanes) = args
+     P_rows, recs, hot, n_hot, lane, n_lanes) = args
     seg_end = order.shape[0]
     # A held intercept step was taken twice (on the private copy, then again on the
     # shared one): with every thread holding, on full pypi_popular, one thread running
@@ -709,6 +711,7 @@ def _lane_rows(args):
     record = P.shape[1] * P.shape[2]
     lane_total = 0.0
     since_merge = 0
+    since_warm = 0
     # A thread claims its next block X_AHEAD rows before this one ends, so that
     # its last rows here can request the memory of the first rows there (until
     # then, positions past this block are past the segment: no request).
@@ -753,9 +756,15 @@ def _lane_rows(args):
                         snap_B[0, k, e] = B[0, k, e]
         blk = nxt
         since_merge += block_end - first
+        since_warm += block_end - first
         if private and (since_merge >= PRIVATE_SYNC or blk >= n_blocks):
-            MERGE(P, hot, base, snap_owner, c_const, hp, table_owner)
+            # The hot columns, or every private one (the hot ones first: the same rows).
+            warm = since_warm >= WARM_SYNC or blk >= n_blocks
+            n_merged = hot.shape[0] if warm else n_hot
+            MERGE(P, hot[:n_merged], base, snap_owner, c_const, hp, table_owner)
             since_merge = 0
+            if warm:
+                since_warm = 0
     keep_alive((z_owner, dl_owner, own_B_owner, snap_B_owner, table_owner,
                 snap_owner))
     return lane_total
@@ -796,7 +805,7 @@ def _whole_blocks_scale(seg_start, n, t, scale, l1_total, lam, hp, sched_id, blo
 
 
 def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
-                   sched_id, t, n_threads, P_rows, recs, hot):
+                   sched_id, t, n_threads, P_rows, recs, hot, n_hot):
     """One pass with lock-free threads (Hogwild, Niu et al. 2011); no averaging.
 
     Threads take the next block of ``HOGWILD_BLOCK`` positions from an atomic counter, so
@@ -871,7 +880,7 @@ def _epoch_hogwild(indptr, indices, data, y, sw, order, P, B, G, hp, loss_id,
                 lane_loss[lane] += LANE((
                     indptr, indices, data, y, sw, segment, P, B, hp, loss_id, sched_id,
                     t + seg_start, next_block, block_scale, block_l1, scale, l1_total,
-                    table_owner, hold_intercept, settle, P_rows, recs, hot, lane,
+                    table_owner, hold_intercept, settle, P_rows, recs, hot, n_hot, lane,
                     n_threads))
         total_loss += lane_loss.sum()
         # After the segment's last step and the threads' catch-up of every feature to

@@ -185,7 +185,7 @@ def test_hogwild_loop_on_one_thread_equals_the_one_thread_loop(problem, optimize
             args = (X.indptr, X.indices, X.data, y, sw, order, model.P,
                     model.B, model.G, settings.hp, settings.loss_id, settings.sched_id,
                     model.t)
-            extra = ((1, model.P, np.empty((0, 0), X.indices.dtype), np.empty(0, np.int64))
+            extra = ((1, model.P, np.empty((0, 0), X.indices.dtype), np.empty(0, np.int64), 0)
                      if kernel is _kernels.HOGWILD[optimizer] else ())
             model.t, *_ = kernel(*args, *extra)
         models.append(model)
@@ -348,16 +348,19 @@ def test_step_behind_the_timestamp_decays_the_averages_once(optimizer):
 
 # -- Hogwild threads with private records of the hot columns ------------------------------
 
-def _plan_for(X, n_hot, n_lanes):
-    """A ``HotPlan`` of the ``n_hot`` most frequent columns of ``X`` for ``n_lanes``
-    private threads (``hogwild_plan`` chooses them by share, on large data only)."""
+def _plan_for(X, n_hot, n_lanes, n_warm=0):
+    """A ``HotPlan`` of the ``n_hot`` most frequent columns of ``X`` and the ``n_warm``
+    next ones for ``n_lanes`` private threads (``hogwild_plan`` chooses them by share, on
+    large data only), each tier sorted by column."""
     from sparseopt import _kernels
 
     counts = np.bincount(X.indices, minlength=X.shape[1])
-    hot = np.sort(np.argsort(-counts, kind="stable")[:n_hot]).astype(np.int64)
+    ranked = np.argsort(-counts, kind="stable")
+    hot = np.concatenate([np.sort(ranked[:n_hot]), np.sort(ranked[n_hot:n_hot + n_warm])])
+    hot = hot.astype(np.int64)
     recs = np.empty((n_lanes, X.indices.size), X.indices.dtype)
     _kernels.private_indices(X.indices, hot, X.shape[1], recs)
-    return _engine.HotPlan(hot, recs)
+    return _engine.HotPlan(hot, n_hot, recs)
 
 
 @given(n_features=st.integers(1, 300), n_hot=st.integers(1, 40), n_lanes=st.integers(1, 3),
@@ -390,7 +393,8 @@ def test_private_indices_send_hot_columns_to_each_threads_rows(n_features, n_hot
 def test_private_records_alone_equal_the_one_thread_loop(problem, optimizer, lam, eta0,
                                                          n_out):
     """A thread with private records of the hot columns, alone in the Hogwild loop, merges
-    them into the shared ones every PRIVATE_SYNC of its rows and at its end; with no other
+    them into the shared ones every PRIVATE_SYNC of its rows and at its end (those of the
+    warm columns every WARM_SYNC rows: here only at its end); with no other
     thread the shared records do not move in between, so the merge must hand back its
     private records unchanged: the same numbers as the Hogwild loop on one thread without
     private records, to the last bit (3,000 rows: two merges inside each epoch and one at
@@ -403,8 +407,9 @@ def test_private_records_alone_equal_the_one_thread_loop(problem, optimizer, lam
         y = (X.indices[X.indptr[:-1]] % n_out).astype(float)  # classes from the data
         settings = _engine.make_settings(optimizer, "multinomial", lam=lam, eta0=eta0)
     assert X.shape[0] > 2 * _kernels.PRIVATE_SYNC
-    plan = _plan_for(X, 64, 1)
-    assert np.isin(X.indices, plan.hot).mean() > 0.1  # hot columns are a share of X
+    plan = _plan_for(X, 16, 1, n_warm=48)
+    assert np.isin(X.indices, plan.hot[:16]).mean() > 0.05  # hot columns are a share of X
+    assert np.isin(X.indices, plan.hot[16:]).mean() > 0.05  # and the warm ones too
     order = _engine.row_order(X.shape[0], True, np.random.RandomState(0))
     models = []
     kernel = _kernels.HOGWILD[optimizer]
@@ -412,10 +417,11 @@ def test_private_records_alone_equal_the_one_thread_loop(problem, optimizer, lam
         model = _engine.LazyModel(optimizer, X.shape[1], n_out)
         for _ in range(2):
             if private:
-                extra = (1, model._with_private_rows(plan), plan.recs, plan.hot)
+                extra = (1, model._with_private_rows(plan), plan.recs, plan.hot,
+                         plan.n_hot)
             else:
                 extra = (1, model.P, np.empty((0, 0), X.indices.dtype),
-                         np.empty(0, np.int64))
+                         np.empty(0, np.int64), 0)
             args = (X.indptr, X.indices, X.data, y, sw, order, model.P, model.B, model.G,
                     settings.hp, settings.loss_id, settings.sched_id, model.t)
             model.t, *_ = kernel(*args, *extra)
@@ -448,10 +454,20 @@ def test_hogwild_plan_chooses_the_frequent_columns(large_problem, optimizer):
     assert plan is not None
     every = max(1, X.shape[0] // _engine.SAMPLE_ROWS)
     sample = X[::every]
-    share = np.bincount(sample.indices, minlength=X.shape[1]) / sample.shape[0]
-    expected = np.flatnonzero(share >= _engine.PRIVATE_SHARE)
-    assert 0 < expected.size <= _engine.PRIVATE_COLUMNS
-    np.testing.assert_array_equal(plan.hot, expected)
+    counts = np.bincount(sample.indices, minlength=X.shape[1])
+    share = counts / sample.shape[0]
+    hot = np.flatnonzero(share >= _engine.PRIVATE_SHARE)
+    assert 0 < hot.size <= _engine.PRIVATE_COLUMNS
+    assert plan.n_hot == hot.size
+    np.testing.assert_array_equal(plan.hot[:plan.n_hot], hot)
+    # Then the most frequent of the columns in at least WARM_SHARE of the rows, at most
+    # WARM_COLUMNS of them, sorted by column.
+    warm = np.flatnonzero((share >= _engine.WARM_SHARE) & (share < _engine.PRIVATE_SHARE))
+    kept = plan.hot[plan.n_hot:]
+    assert kept.size == min(warm.size, _engine.WARM_COLUMNS) > 1000
+    assert np.all(np.diff(kept) > 0) and np.isin(kept, warm).all()
+    left = np.setdiff1d(warm, kept)
+    assert left.size == 0 or counts[kept].min() >= counts[left].max()
     assert plan.recs.shape == (1, X.nnz) and plan.recs.dtype == X.indices.dtype
     hot = np.isin(X.indices, plan.hot)
     np.testing.assert_array_equal(plan.recs[0, ~hot], X.indices[~hot])

@@ -127,7 +127,7 @@ def hogwild_plan(X, settings, n_threads, n_epochs=2):
     threads over the validated CSR ``X``, or None where private records do not apply or
     do not pay: one thread, a rule whose catch-up is not linear (Adam), L1 or averaging,
     small data, no hot column, columns too many for the indices' dtype, a single epoch
-    (a ``partial_fit`` call: on full pypi_popular the plan takes about a third of a
+    (a ``partial_fit`` call: on full pypi_popular the plan takes about half of a
     two-thread epoch, which it makes 5-30% faster)."""
     n_threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
     hp = settings.hp
@@ -143,10 +143,13 @@ def hogwild_plan(X, settings, n_threads, n_epochs=2):
     counts = _kernels.sampled_column_counts(X.indptr, X.indices, X.shape[1], every)
     sampled = -(-X.shape[0] // every)
     # The most frequent columns first (ties by column), each tier sorted by column, so
-    # that a merge walks the shared records in memory order.
-    ranked = np.argsort(-counts, kind="stable")
-    n_hot = min(int(np.sum(counts >= PRIVATE_SHARE * sampled)), PRIVATE_COLUMNS)
-    n_warm = min(int(np.sum(counts >= WARM_SHARE * sampled)) - n_hot, WARM_COLUMNS)
+    # that a merge walks the shared records in memory order. (Ranking only the columns
+    # frequent enough for either tier: on full pypi_popular a sort of every column took
+    # 19 ms, and the plan 63 ms against 34 ms, medians of 6.)
+    candidates = np.flatnonzero(counts >= WARM_SHARE * sampled)
+    ranked = candidates[np.argsort(-counts[candidates], kind="stable")]
+    n_hot = min(int(np.sum(counts[candidates] >= PRIVATE_SHARE * sampled)), PRIVATE_COLUMNS)
+    n_warm = min(candidates.size - n_hot, WARM_COLUMNS)
     if n_hot == 0:
         return None
     hot = np.concatenate([np.sort(ranked[:n_hot]), np.sort(ranked[n_hot:n_hot + n_warm])])

@@ -536,13 +536,10 @@ def _merge_private(P, hot, base, snap, c_const, hp, table):
     (the shared records when the private ones were last taken) become the result.
 
     The private record plus what the other threads did to the shared one since the
-    snapshot, with every record brought up to date to the later of the two timestamps
-    first: each thread's steps count once and the steps' decays once. Alone, a thread's
-    records come out exactly as if it had shared them (the shared change is 0). For
-    the rules whose catch-up is a linear map of the record, the merge is the same at any
-    step it is taken; Adam's is not (its weight moves with m/sqrt(v) over the missed
-    steps), so its merge is exact alone and, with other threads, as approximate as
-    Hogwild's sharing (measured in the commit message that gave Adam private records).
+    snapshot: with every record brought up to date to the later of the two timestamps
+    first (a linear map for the rules that use this, ``Rule.linear_catch_up``), each
+    thread's steps count once and the steps' decays once. Alone, a thread's records come
+    out exactly as if it had shared them (the shared change is 0).
 
     A template: compiled once per rule (``_MERGE``, ``_for_rule``)."""
     n_out = P.shape[1]

@@ -36,6 +36,10 @@ class Rule:
     # estimators): every row steps the intercept, so its noise is the step times every
     # row's gradient, where a rare feature's weight sees only its own rows.
     default_intercept_rate: float = 1.0
+    # Whether catching a record up over missed steps (without L1) is a linear map of it,
+    # so that copies of it stepped apart merge by adding their changes (Hogwild's private
+    # records, ``_kernels._merge_private``). Not Adam's: its weight moves with m/sqrt(v).
+    linear_catch_up: bool = True
 
     @property
     def slots(self):
@@ -81,7 +85,7 @@ RULES = {
                      default_rho=0.999, default_intercept_rate=0.1),
     "adam": Rule(ADAM, adam, _L2_ONLY, _CONSTANT,
                  default_eta0=0.1, default_epsilon=0.3, default_alpha=1e-7,
-                 default_intercept_rate=0.1),
+                 linear_catch_up=False, default_intercept_rate=0.1),
     "ftrl": Rule(FTRL, ftrl, _ALL_PENALTIES, _CONSTANT,
                  default_eta0=1.0, default_epsilon=1e-8, default_alpha=1e-7),
 }

@@ -1450,15 +1450,25 @@ def _private_lines(pl, optimizers):
     return ["", f"{title} (`_engine.hogwild_plan`, for {', '.join(pl['optimizers'])}; "
             f"not Adam's, whose catch-up is not linear): {pl['hot_columns']} columns in at "
             f"least {_engine.PRIVATE_SHARE:.0%} of the rows, {pl['hot_share']:.1%} of the "
-            f"nonzeros, and {pl.get('warm_columns', 0)} warm columns after them (in at "
-            f"least {_engine.WARM_SHARE:.3%} of the rows, at most {_engine.WARM_COLUMNS}), "
-            f"{pl.get('warm_share', 0.0):.1%} of the nonzeros. "
+            f"nonzeros{_warm_text(pl)}. "
             f"{pl['private_threads']} of the {pl['threads']} threads step private copies of "
             f"their records, reached through a copy of X.indices each "
             f"({_mb(pl['bytes'])}), and merge them into the shared ones every "
             "PRIVATE_SYNC of their rows (the warm ones every WARM_SYNC). The plan is made "
             f"once per fit, before its first epoch: {pl['seconds'] * 1e3:.1f} ms (median "
             f"of {len(pl['all'])}){share}, not in the seconds per epoch above."]
+
+
+def _warm_text(pl):
+    """The plan's warm tier, if it has one (``_engine.WARM_MERGES``: large data only)."""
+    from sparseopt import _engine
+
+    if not pl.get("warm_columns"):
+        return (", and no warm columns (fewer than WARM_MERGES x WARM_SYNC rows a "
+                "thread)")
+    return (f", and {pl['warm_columns']} warm columns after them (in at least "
+            f"{_engine.WARM_SHARE:.3%} of the rows, at most {_engine.WARM_COLUMNS}), "
+            f"{pl['warm_share']:.1%} of the nonzeros")
 
 
 def _sharing_lines(sr):

@@ -220,14 +220,21 @@ def test_source_digest_changes_with_any_source_of_the_package_or_the_bench(tmp_p
     assert source_digest(tmp_path) != before
 
 
-def test_plan_timing_measures_the_private_records_plan():
+def test_plan_timing_measures_the_private_records_plan(monkeypatch):
     import numba
 
     from bench.speed import _private_lines, generate_matrix, plan_timing
+    from sparseopt import _engine
 
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("private records are for two threads or more")
     X = generate_matrix(60_000, n_features=2**16)[0]
+    # Too few rows for the warm tier (WARM_MERGES), and said so:
+    pl = plan_timing(X, 2, repeats=1)
+    assert pl["plan"] and pl["warm_columns"] == 0
+    text = "".join(_private_lines(pl, {}))
+    assert "and no warm columns (fewer than WARM_MERGES x WARM_SYNC rows a thread)" in text
+    monkeypatch.setattr(_engine, "WARM_MERGES", 0)  # a warm tier on these rows
     pl = plan_timing(X, 2, repeats=2)
     assert pl["plan"] and _positive(pl["seconds"]) and len(pl["all"]) == 2
     assert 0 < pl["hot_columns"] <= 256 and 0.0 < pl["hot_share"] < 1.0

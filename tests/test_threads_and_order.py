@@ -447,9 +447,16 @@ def large_problem():
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
-def test_hogwild_plan_chooses_the_frequent_columns(large_problem, optimizer):
+def test_hogwild_plan_chooses_the_frequent_columns(large_problem, optimizer, monkeypatch):
+    from sparseopt import _kernels
+
     X, y, _, _ = large_problem
     settings = _engine.make_settings(optimizer, "log_loss")
+    # These rows are too few for a warm tier: a thread would merge it once an epoch.
+    assert X.shape[0] < _engine.WARM_MERGES * _kernels.WARM_SYNC * 2
+    plan = _engine.hogwild_plan(X, settings, 2)
+    assert plan is not None and plan.hot.size == plan.n_hot > 0
+    monkeypatch.setattr(_engine, "WARM_MERGES", 0)  # the warm tier's choice on these rows
     plan = _engine.hogwild_plan(X, settings, 2)
     assert plan is not None
     every = max(1, X.shape[0] // _engine.SAMPLE_ROWS)

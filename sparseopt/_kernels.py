@@ -113,13 +113,21 @@ def _weight_decay(RULE, hp):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _decay_factor(eta, lam):
+    """What a step of size ``eta`` multiplies the global scale by (decoupled decay
+    ``lam``): one expression for every pass over the steps, so that all make the same
+    numbers."""
+    return 1.0 - eta * lam
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _next_scale(scale, l1_total, eta, lam, hp):
     """The global scale and L1 total after a step of size ``eta`` from ``scale`` and
     ``l1_total`` before it: step t's decay reaches every weight through the scale, O(1),
     and the L1 total grows by the step's budget ``eta*lam1`` in stored units. Written once:
     the one-thread loop, the Hogwild loop's pass over the steps and its threads must make
     the same numbers."""
-    scale = scale * (1.0 - eta * lam)
+    scale = scale * _decay_factor(eta, lam)
     return scale, l1_total + eta * hp[_spec.LAM1] * (1.0 / scale)
 
 
@@ -793,7 +801,7 @@ def _whole_blocks_scale(seg_start, n, t, scale, l1_total, lam, hp, sched_id, blo
     for i in range(HOGWILD_BLOCK):
         for b in range(n_whole):
             eta = learning_rate(sched_id, first_step + b * HOGWILD_BLOCK + i, hp)
-            product[b] *= 1.0 - eta * lam
+            product[b] *= _decay_factor(eta, lam)
     for b in range(n_whole):
         after = scale * product[b]
         if after < _spec.MIN_SCALE:

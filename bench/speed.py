@@ -1075,7 +1075,7 @@ def plan_timing(X, n_threads, repeats=5):
     of ``_engine.hogwild_plan`` for adagrad's defaults (median of ``repeats`` after a
     first call), its hot columns, their share of the nonzeros and the bytes of the
     private threads' copies of ``X.indices``; the optimizers whose defaults get a plan
-    (the rules whose catch-up is linear, ``Rule.linear_catch_up``)."""
+    (every rule's)."""
     from sparseopt import _engine
     from sparseopt.rules import RULES
 
@@ -1087,7 +1087,7 @@ def plan_timing(X, n_threads, repeats=5):
         t = _now()
         plan = _engine.hogwild_plan(X, settings, n_threads)
         times.append(_now() - t)
-    optimizers = [name for name, rule in RULES.items() if rule.linear_catch_up]
+    optimizers = list(RULES)
     if plan is None:
         return {"plan": None, "optimizers": optimizers, "threads": n_threads}
     return {"plan": True, "seconds": _median(times[1:]), "all": times[1:],
@@ -1448,7 +1448,7 @@ def _private_lines(pl, optimizers):
     ada = optimizers.get("adagrad", {}).get("n_jobs=-1", {}).get("seconds_per_epoch")
     share = f" ({pl['seconds'] / ada:.2f} of adagrad's all-cores epoch)" if ada else ""
     return ["", f"{title} (`_engine.hogwild_plan`, for {', '.join(pl['optimizers'])}; "
-            f"not Adam's, whose catch-up is not linear): {pl['hot_columns']} columns in at "
+            f"without L1 or averaging): {pl['hot_columns']} columns in at "
             f"least {_engine.PRIVATE_SHARE:.0%} of the rows, {pl['hot_share']:.1%} of the "
             f"nonzeros{_warm_text(pl)}. "
             f"{pl['private_threads']} of the {pl['threads']} threads step private copies of "

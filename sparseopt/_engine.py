@@ -131,15 +131,13 @@ class HotPlan:
 def hogwild_plan(X, settings, n_threads, n_epochs=2):
     """A ``HotPlan`` for ``n_epochs`` Hogwild epochs of ``settings`` on ``n_threads``
     threads over the validated CSR ``X``, or None where private records do not apply or
-    do not pay: one thread, a rule whose catch-up is not linear (Adam), L1 or averaging,
-    small data, no hot column, columns too many for the indices' dtype, a single epoch
-    (a ``partial_fit`` call: on full pypi_popular the plan takes about half of a
-    two-thread epoch, which it makes 5-30% faster)."""
+    do not pay: one thread, L1 or averaging, small data, no hot column, columns too many
+    for the indices' dtype, a single epoch (a ``partial_fit`` call: on full pypi_popular
+    the plan takes about half of a two-thread epoch, which it makes 5-30% faster)."""
     n_threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
     hp = settings.hp
     lanes = min(n_threads - 1, PRIVATE_LANES)
     if (n_threads < 2 or n_epochs < 2 or X.shape[0] < PRIVATE_MIN_ROWS
-            or not RULES[settings.optimizer].linear_catch_up
             or hp[_spec.LAM1] > 0.0 or hp[_spec.AVERAGE_START] != 0.0
             # the private rows' numbers must fit the dtype of the indices
             or X.shape[1] + lanes * (PRIVATE_COLUMNS + WARM_COLUMNS)

@@ -544,10 +544,15 @@ def _merge_private(P, hot, base, snap, c_const, hp, table):
     (the shared records when the private ones were last taken) become the result.
 
     The private record plus what the other threads did to the shared one since the
-    snapshot: with every record brought up to date to the later of the two timestamps
-    first (a linear map for the rules that use this, ``Rule.linear_catch_up``), each
-    thread's steps count once and the steps' decays once. Alone, a thread's records come
-    out exactly as if it had shared them (the shared change is 0).
+    snapshot, with every record brought up to date to the later of the two timestamps
+    first: each thread's steps count once and the steps' decays once. Alone, a thread's
+    records come out exactly as if it had shared them (the shared change is 0). For
+    the rules whose catch-up is a linear map of the record, the merge is the same at any
+    step it is taken; Adam's is not (its weight moves with m/sqrt(v) over the missed
+    steps), so its merge is exact alone and, with other threads, as approximate as
+    Hogwild's sharing (measured in the commit message that gave Adam private records).
+    A sum of squares takes no negative change (``rules.sum_of_squares``): the merged
+    one is at least the private one.
 
     A template: compiled once per rule (``_MERGE``, ``_for_rule``)."""
     n_out = P.shape[1]
@@ -563,7 +568,17 @@ def _merge_private(P, hot, base, snap, c_const, hp, table):
             _catch_up_feature(RULE, snap, h, T, 1.0, c_const, hp, 0.0, table, False)
         for k in range(n_out):
             for e in range(n_state):
-                P[p, k, e] += P[j, k, e] - snap[h, k, e]
+                change = P[j, k, e] - snap[h, k, e]
+                # Another thread's steps only add to a sum of squares (caught up to T,
+                # both decayed alike), but a race can leave the shared record below the
+                # snapshot (for one, a catch-up that overlapped the last merge's writes
+                # decays the merged record a second time). Subtracted, that took Adam's
+                # merged v down to 2% of the private one in ordinary two-thread fits,
+                # and below 0 (a NaN weight: an AdamW fit diverged) in one benchmark run
+                # (commit message). (NaN compares false: it still stops the fit.)
+                if change < 0.0 and rules.sum_of_squares(RULE, e, P.shape[2]):
+                    change = 0.0
+                P[p, k, e] += change
             if RULE == FTRL:
                 # The weight as the function of the merged z and n that it is (a step
                 # of gradient 0 moves nothing else).

@@ -36,10 +36,6 @@ class Rule:
     # estimators): every row steps the intercept, so its noise is the step times every
     # row's gradient, where a rare feature's weight sees only its own rows.
     default_intercept_rate: float = 1.0
-    # Whether catching a record up over missed steps (without L1) is a linear map of it,
-    # so that copies of it stepped apart merge by adding their changes (Hogwild's private
-    # records, ``_kernels._merge_private``). Not Adam's: its weight moves with m/sqrt(v).
-    linear_catch_up: bool = True
 
     @property
     def slots(self):
@@ -85,7 +81,7 @@ RULES = {
                      default_rho=0.999, default_intercept_rate=0.1),
     "adam": Rule(ADAM, adam, _L2_ONLY, _CONSTANT,
                  default_eta0=0.1, default_epsilon=0.3, default_alpha=1e-7,
-                 linear_catch_up=False, default_intercept_rate=0.1),
+                 default_intercept_rate=0.1),
     "ftrl": Rule(FTRL, ftrl, _ALL_PENALTIES, _CONSTANT,
                  default_eta0=1.0, default_epsilon=1e-8, default_alpha=1e-7),
 }
@@ -118,6 +114,24 @@ def n_stored_units(RULE, hp):
 def decay_strength(RULE, lam):
     """The decoupled weight decay a rule applies through the global scale."""
     return 0.0 if RULE == FTRL else lam
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def sum_of_squares(RULE, e, width):
+    """Whether slot ``e`` of a record ``width`` slots wide is a sum of squared
+    gradients or steps, decayed or not, so never negative: Adagrad's, RMSProp's and
+    Adam's ``v``, Adadelta's ``v`` and ``delta``, FTRL's ``n``."""
+    if RULE == ADAGRAD:
+        return e == width - 1  # its v is last in every layout (adagrad.v_slot)
+    if RULE == RMSPROP:
+        return e == rmsprop.V
+    if RULE == ADADELTA:
+        return e == adadelta.V or e == adadelta.DELTA
+    if RULE == ADAM:
+        return e == adam.V
+    if RULE == FTRL:
+        return e == ftrl.N
+    return False
 
 
 @njit(cache=True, inline="always", error_model="numpy")

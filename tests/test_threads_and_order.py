@@ -489,7 +489,7 @@ def test_merge_takes_no_negative_change_of_a_sum_of_squares(optimizer):
     for e in range(n_state):
         keep = change[:, 0, e] if e not in squares else np.maximum(change[:, 0, e], 0.0)
         expected[:, 0, e] += keep
-    lam, c = _kernels._weight_decay(RULES[optimizer].code, hp)
+    _, c = _kernels._weight_decay(RULES[optimizer].code, hp)
     _kernels._MERGE[optimizer](P, hot, base, snap, c, hp, _merge_table(optimizer, hp, c))
     merged = P[base:base + 2]
     ftrl_weight = optimizer == "ftrl"  # its weight is recomputed from z and n
@@ -596,7 +596,7 @@ def test_merge_adds_each_threads_changes_since_the_snapshot(optimizer):
     record plus the shared one's change since the snapshot; FTRL's weight is the
     function of the merged z and n. All three records end equal."""
     from sparseopt import _kernels
-    from sparseopt.rules import RULES, powers
+    from sparseopt.rules import RULES
 
     rho, eta0, lam2, beta = 0.9, 0.5, 0.01, 1.0
     slots = RULES[optimizer].slots
@@ -618,8 +618,8 @@ def test_merge_adds_each_threads_changes_since_the_snapshot(optimizer):
         P[1, 0, -1], P[2, 0, -1], snap_rec[0, 0, -1] = Ts, Tp, T0
     hp = _engine.make_settings(optimizer, "log_loss", eta0=eta0, rho=rho, lam=lam2,
                                ftrl_beta=beta).hp
-    table = powers.power_table(np.array([rho])) if timed else np.zeros((0, 0))
-    _kernels._MERGE[optimizer](P, np.array([1]), 2, snap_rec, 1.0, hp, table)
+    _kernels._MERGE[optimizer](P, np.array([1]), 2, snap_rec, 1.0, hp,
+                               _merge_table(optimizer, hp, 1.0))
 
     decays = np.array([0.0 if s in ("v", "delta") else 1.0 for s in slots[:n_state]])
     T = max(Ts, Tp)

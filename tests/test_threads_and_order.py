@@ -442,15 +442,12 @@ def test_private_records_alone_equal_the_one_thread_loop(problem, optimizer, lam
 
 
 def _merge_table(optimizer, hp, c):
-    """The catch-up table the Hogwild loop hands its merges (``rules.catch_up_table``)."""
-    from sparseopt import _spec
-    from sparseopt.rules import adam, powers
+    """The catch-up table the Hogwild loop hands its merges: ``rules.catch_up_table``'s
+    own implementation for the rule (that function is only callable compiled)."""
+    from sparseopt import rules
 
-    if optimizer == "adam":
-        return adam.catch_up_table(hp[_spec.BETA1], hp[_spec.BETA2], c)
-    if optimizer in ("rmsprop", "adadelta"):
-        return powers.power_table(np.array([hp[_spec.RHO]]))
-    return np.zeros((0, 0))
+    code = rules.RULES[optimizer].code
+    return rules._TABLE[code](code, hp, c)
 
 
 @pytest.mark.parametrize("optimizer", ["adagrad", "rmsprop", "adadelta", "adam", "ftrl"])
